@@ -1,0 +1,1 @@
+"""Backprop: lessons, server-graded quizzes and a live NumPy training service."""

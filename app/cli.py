@@ -1,0 +1,85 @@
+"""The `backprop` command: serve the site, check content, and the admin tasks of each domain."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .config import PROJECT_ROOT
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run uvicorn on app.main:app; --reload restarts on code, template and lesson edits."""
+    import uvicorn
+
+    from .config import get_settings
+
+    settings = get_settings()
+    reload_dirs = None
+    if args.reload:
+        reload_dirs = [
+            str(PROJECT_ROOT / "app"),
+            str(settings.templates_dir),
+            str(settings.content_dir.resolve()),
+        ]
+    uvicorn.run(
+        "app.main:app",
+        host=args.host,
+        port=args.port,
+        reload=args.reload,
+        reload_dirs=reload_dirs,
+        reload_includes=["*.py", "*.md", "*.html"] if args.reload else None,
+        workers=None if args.reload else args.workers,
+        proxy_headers=True,
+        log_level=args.log_level,
+    )
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate a content folder the way the server would, for authors and CI."""
+    from .content import load_course
+
+    root = Path(args.directory) if args.directory else Path(os.environ.get("CONTENT_DIR", "content"))
+    course = load_course(root, display_root=root)
+    for problem in sorted(course.problems, key=lambda p: (p.path, p.line or 0)):
+        print(problem.format())
+    errors, warnings = len(course.errors), len(course.warnings)
+    print(
+        f"{len(course.lessons)} lesson(s) OK, {errors} error(s), {warnings} warning(s)"
+        f" in {root.as_posix()}"
+    )
+    return 1 if errors else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="backprop", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="serve the site (SQLite and ./content by default)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--reload", action="store_true", help="restart when code or lessons change")
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(func=cmd_serve)
+
+    check = sub.add_parser("check", help="validate lesson files; exit 1 on any error")
+    check.add_argument("directory", nargs="?", help="content folder (default: CONTENT_DIR)")
+    check.set_defaults(func=cmd_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Annotated dependency aliases shared by the routers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+
+from .config import Settings
+from .content import Course, Lesson
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_course(request: Request) -> Course:
+    return request.app.state.course
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+CourseDep = Annotated[Course, Depends(get_course)]
+
+
+def get_lesson(lesson_id: str, course: CourseDep) -> Lesson:
+    """The served lesson with that id, or 404 (ids that could never be valid included)."""
+    lesson = course.get(lesson_id) if len(lesson_id) <= 100 else None
+    if lesson is None:
+        raise HTTPException(status_code=404, detail=f"no lesson with id {lesson_id[:100]!r}")
+    return lesson
+
+
+LessonDep = Annotated[Lesson, Depends(get_lesson)]

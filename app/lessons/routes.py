@@ -1,0 +1,39 @@
+"""Course and lesson pages, and `/api/lessons`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from ..deps import CourseDep, LessonDep
+from ..web import render
+from .schemas import ErrorBody, LessonDetail, LessonSummary
+
+api = APIRouter(prefix="/api/lessons", tags=["lessons"])
+pages = APIRouter(include_in_schema=False)
+
+NOT_FOUND = {404: {"model": ErrorBody, "description": "No lesson with that id"}}
+
+
+@api.get("", response_model=list[LessonSummary], summary="Every served lesson, in course order")
+def list_lessons(course: CourseDep) -> list[LessonSummary]:
+    return [LessonSummary.of(lesson) for lesson in course.lessons]
+
+
+@api.get("/{lesson_id}", response_model=LessonDetail, responses=NOT_FOUND, summary="One lesson")
+def get_lesson(lesson: LessonDep) -> LessonDetail:
+    return LessonDetail.of(lesson)
+
+
+@pages.get("/", response_class=HTMLResponse)
+def course_page(request: Request, course: CourseDep) -> HTMLResponse:
+    return render(request, "index.html", {"sections": course.sections()})
+
+
+@pages.get("/lessons/{lesson_id}", response_class=HTMLResponse)
+def lesson_page(request: Request, lesson: LessonDep, course: CourseDep) -> HTMLResponse:
+    return render(
+        request,
+        "lesson.html",
+        {"lesson": lesson, "nav": course.neighbours(lesson)},
+    )

@@ -1,0 +1,56 @@
+"""The lessons API's response shapes."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from ..content import Lesson
+
+
+class TocItem(BaseModel):
+    level: int
+    id: str
+    title: str
+
+
+class LessonSummary(BaseModel):
+    id: str
+    title: str
+    type: str
+    section: str
+    order: int
+    duration_minutes: int
+    next_lesson_id: str | None
+    question_count: int
+    url: str
+
+    @classmethod
+    def of(cls, lesson: Lesson) -> LessonSummary:
+        return cls(
+            id=lesson.id,
+            title=lesson.title,
+            type=lesson.type,
+            section=lesson.section,
+            order=lesson.order,
+            duration_minutes=lesson.duration_minutes,
+            next_lesson_id=lesson.next_lesson_id,
+            question_count=lesson.question_count,
+            url=lesson.url,
+        )
+
+
+class LessonDetail(LessonSummary):
+    html: str
+    toc: list[TocItem]
+
+    @classmethod
+    def of(cls, lesson: Lesson) -> LessonDetail:
+        return cls(
+            **LessonSummary.of(lesson).model_dump(),
+            html=lesson.html,
+            toc=[TocItem(level=t.level, id=t.id, title=t.title) for t in lesson.toc],
+        )
+
+
+class ErrorBody(BaseModel):
+    detail: str

@@ -1,0 +1,66 @@
+"""The application factory: `create_app(settings)` builds a complete, independent Backprop site."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from .config import Settings, get_settings
+from .content import load_course, log_problems
+from .lessons.routes import api as lessons_api
+from .lessons.routes import pages as lesson_pages
+from .security import SecurityMiddleware
+from .web import install_error_handlers, make_templates, render
+
+log = logging.getLogger("backprop")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Load and render the course once, then wire the routers; nothing is parsed per request."""
+    settings = settings or get_settings()
+    course = load_course(settings.content_dir)
+    log_problems(course)
+    log.info("serving %d lesson(s) from %s", len(course.lessons), settings.content_dir)
+
+    app = FastAPI(
+        title="Backprop",
+        summary="Lessons, server-graded quizzes and a live NumPy training service.",
+        version="0.1.0",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.course = course
+    app.state.templates = make_templates(settings.templates_dir, settings.static_dir)
+    app.state.context_processors = []
+    secret = settings.resolved_secret_key()
+    app.state.secret = secret
+
+    app.add_middleware(SecurityMiddleware, secret=secret, max_body_bytes=settings.max_body_bytes)
+    app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")
+    install_error_handlers(app)
+
+    app.include_router(lessons_api)
+    app.include_router(lesson_pages)
+
+    @app.get("/healthz", tags=["meta"], summary="Liveness probe")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(request: Request) -> HTMLResponse:
+        return render(request, "docs.html")
+
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    """`app.main:app` for uvicorn, built on first access so importing the module has no effects."""
+    if name == "app":
+        globals()["app"] = instance = create_app()
+        return instance
+    raise AttributeError(name)

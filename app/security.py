@@ -1,0 +1,160 @@
+"""Security on every response: headers, a body-size cap, a signed visitor cookie and CSRF tokens.
+
+Written as plain ASGI middleware rather than BaseHTTPMiddleware: it runs on every request, and
+plain ASGI costs a fraction as much and streams responses (SSE) untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from http.cookies import SimpleCookie
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+VISITOR_COOKIE = "bp_visitor"
+CSRF_FIELD = "csrf_token"
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+HEADERS = [
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+
+
+def sign(secret: str, value: str, purpose: str) -> str:
+    """An HMAC-SHA256 of `value` for one purpose, URL-safe; purposes never share signatures."""
+    digest = hmac.new(secret.encode(), f"{purpose}|{value}".encode(), hashlib.sha256)
+    return digest.hexdigest()[:32]
+
+
+def read_cookie(scope: Scope, name: str) -> str | None:
+    """One cookie's value from the raw headers, without building a Request."""
+    for key, value in scope["headers"]:
+        if key == b"cookie":
+            jar: SimpleCookie = SimpleCookie()
+            try:
+                jar.load(value.decode("latin-1"))
+            except Exception:  # a malformed Cookie header is the client's problem, not ours
+                continue
+            if name in jar:
+                return jar[name].value
+    return None
+
+
+def visitor_id(secret: str, cookie: str | None) -> str | None:
+    """The visitor id inside a signed cookie, or None if absent or forged."""
+    if not cookie or "." not in cookie:
+        return None
+    value, _, signature = cookie.partition(".")
+    if len(value) != 22 or not hmac.compare_digest(signature, sign(secret, value, "visitor")):
+        return None
+    return value
+
+
+def csrf_token_for(secret: str, visitor: str) -> str:
+    """The CSRF token bound to a visitor cookie: a page's forms carry it, the cookie proves it."""
+    return sign(secret, visitor, "csrf")
+
+
+def csrf_ok(secret: str, visitor: str | None, token: object) -> bool:
+    """True when the submitted token matches the one derived from the visitor cookie."""
+    return (
+        visitor is not None
+        and isinstance(token, str)
+        and hmac.compare_digest(token.encode(), csrf_token_for(secret, visitor).encode())
+    )
+
+
+class SecurityMiddleware:
+    """Adds security headers, refuses bodies over `max_body_bytes` with 413, and issues the
+    signed visitor cookie that keys guests' quiz order and CSRF tokens."""
+
+    def __init__(self, app: ASGIApp, *, secret: str, max_body_bytes: int) -> None:
+        self.app = app
+        self.secret = secret
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for key, value in scope["headers"]:
+            if key == b"content-length":
+                try:
+                    too_big = int(value) > self.max_body_bytes
+                except ValueError:
+                    too_big = True
+                if too_big:
+                    await self._too_large(send)
+                    return
+
+        visitor = visitor_id(self.secret, read_cookie(scope, VISITOR_COOKIE))
+        new_cookie = None
+        if visitor is None:
+            visitor = secrets.token_urlsafe(16)[:22]
+            new_cookie = f"{visitor}.{sign(self.secret, visitor, 'visitor')}"
+        state = scope.setdefault("state", {})
+        state["visitor"] = visitor
+        state["csrf_token"] = csrf_token_for(self.secret, visitor)
+        secure = scope.get("scheme") == "https"
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise BodyTooLarge()
+            return message
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k for k, _ in headers}
+                headers.extend((k, v) for k, v in HEADERS if k not in names)
+                if new_cookie:
+                    cookie = f"{VISITOR_COOKIE}={new_cookie}; Path=/; Max-Age=31536000; HttpOnly; "
+                    cookie += "SameSite=Lax" + ("; Secure" if secure else "")
+                    headers.append((b"set-cookie", cookie.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, limited_receive, send_with_headers)
+
+    async def _too_large(self, send: Send) -> None:
+        body = json.dumps(
+            {"detail": f"request body is larger than {self.max_body_bytes} bytes"}
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    *HEADERS,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class BodyTooLarge(HTTPException):
+    """Raised inside receive() when a chunked body passes the limit; an HTTPException so that
+    FastAPI's body parsing re-raises it as a 413 instead of turning it into a 400."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=413, detail="request body is too large")
