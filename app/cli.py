@@ -43,7 +43,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Validate a content folder the way the server would, for authors and CI."""
     from .content import load_course
 
-    root = Path(args.directory) if args.directory else Path(os.environ.get("CONTENT_DIR", "content"))
+    root = (
+        Path(args.directory) if args.directory else Path(os.environ.get("CONTENT_DIR", "content"))
+    )
     course = load_course(root, display_root=root)
     for problem in sorted(course.problems, key=lambda p: (p.path, p.line or 0)):
         print(problem.format())

@@ -45,7 +45,7 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'backprop.db').as_posix()}"
 
     def resolved_secret_key(self) -> str:
-        """SECRET_KEY, else the one kept in DATA_DIR/secret_key (created on first use, mode 0600)."""
+        """SECRET_KEY, else the one kept in DATA_DIR/secret_key (made on first use, mode 0600)."""
         if self.secret_key:
             return self.secret_key
         path = self.data_dir / "secret_key"

@@ -24,7 +24,16 @@ log = logging.getLogger("backprop.content")
 
 ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]*")
 MAX_ID_LENGTH = 100
-KNOWN_FIELDS = ("id", "title", "type", "duration", "order", "section", "nextLessonId", "passPercent")
+KNOWN_FIELDS = (
+    "id",
+    "title",
+    "type",
+    "duration",
+    "order",
+    "section",
+    "nextLessonId",
+    "passPercent",
+)
 MAX_FILE_BYTES = 2 * 1024 * 1024
 
 _DURATION_TOKEN = re.compile(
@@ -259,7 +268,7 @@ class _DraftQuestion:
 def split_knowledge_check(
     body: str, first_line: int
 ) -> tuple[str, list[_DraftQuestion] | None, int]:
-    """Cut the `Knowledge Check` section out of a body: the rest, its questions, its heading line."""
+    """Cut the `Knowledge Check` out of a body: the rest, its questions, its heading line."""
     lines = body.split("\n")
     in_fence: str | None = None
     start = end = None
@@ -288,7 +297,11 @@ def split_knowledge_check(
         return body, None, 0
     end = len(lines) if end is None else end
     rest = "\n".join(lines[:start] + lines[end:])
-    return rest, _parse_questions(lines[start + 1 : end], first_line + start + 1), first_line + start
+    return (
+        rest,
+        _parse_questions(lines[start + 1 : end], first_line + start + 1),
+        first_line + start,
+    )
 
 
 def _parse_questions(lines: list[str], first_line: int) -> list[_DraftQuestion]:
@@ -370,7 +383,9 @@ def _build_quiz(
             )
         right = texts.index(next(t for (_, t, m) in draft.options if m)) if ticked else 0
         options = tuple(
-            Option(id=_option_id(lesson_id, qid, text), html=render_inline(text), correct=i == right)
+            Option(
+                id=_option_id(lesson_id, qid, text), html=render_inline(text), correct=i == right
+            )
             for i, text in enumerate(texts)
         )
         explanation = " ".join(s.strip() for s in draft.explanation).strip()

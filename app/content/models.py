@@ -143,7 +143,9 @@ class Course:
         target = self.get(lesson.next_lesson_id) if lesson.next_lesson_id else None
         if target is None and index + 1 < len(self.lessons):
             target = self.lessons[index + 1]
-        dangling = lesson.next_lesson_id if lesson.next_lesson_id and not self.get(
+        dangling = (
             lesson.next_lesson_id
-        ) else None
+            if lesson.next_lesson_id and not self.get(lesson.next_lesson_id)
+            else None
+        )
         return Neighbours(previous, target, dangling if target is None else None)

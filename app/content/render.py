@@ -1,4 +1,4 @@
-"""Markdown to safe HTML: highlighted code, heading ids, a table of contents, an allowlist sanitiser."""
+"""Markdown to safe HTML: highlighted code, heading ids, a table of contents, sanitised."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ _FORMATTER_OPTIONS = {"css_class": "highlight", "guess_lang": False, "wrapcode":
 
 
 def sanitize(html: str, *, inline: bool = False) -> str:
-    """Keep only allowlisted tags, attributes and URL schemes (no script, handlers or javascript:)."""
+    """Keep allowlisted tags, attributes and URL schemes (no script, handlers, javascript:)."""
     return nh3.clean(
         html,
         tags=INLINE_TAGS if inline else BLOCK_TAGS,

@@ -1,0 +1,53 @@
+"""`backprop check`: what authors see, and its exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_check(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", "check", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+    )
+
+
+def test_check_passes_the_bundled_course_with_its_one_warning():
+    result = run_check("content")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines() == [
+        "content/dl-intro-neural-networks.md: warning: nextLessonId 'dl-building-networks' "
+        "names no lesson (hint: shown as 'coming soon' until that lesson exists)",
+        "1 lesson(s) OK, 0 error(s), 1 warning(s) in content",
+    ]
+    assert result.stderr == ""
+
+
+def test_check_prints_every_error_as_path_line_message_and_exits_1(tmp_path):
+    folder = tmp_path / "lessons"
+    folder.mkdir()
+    (folder / "bad.md").write_text("---\nid: x\ntitle: T\nduration: whenever\nsection: s\n---\n")
+    (folder / "worse.md").write_bytes(b"\xff\xfe\x00binary")
+    (folder / "fine.md").write_text("---\nid: fine\ntitle: T\nduration: 5 min\nsection: s\n---\n")
+    result = run_check(str(folder))
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"{folder.as_posix()}/bad.md:4: error: cannot read duration")
+    assert lines[1].startswith(f"{folder.as_posix()}/worse.md: error: file looks binary")
+    assert lines[-1] == f"1 lesson(s) OK, 2 error(s), 0 warning(s) in {folder.as_posix()}"
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_check_of_a_missing_folder_fails_cleanly(tmp_path):
+    result = run_check(str(tmp_path / "absent"))
+    assert result.returncode == 1
+    assert "content folder does not exist" in result.stdout
+    assert "Traceback" not in result.stderr
