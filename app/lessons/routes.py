@@ -5,7 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from ..deps import CourseDep, LessonDep
+from ..deps import CourseDep, LessonDep, SettingsDep
+from ..quizzes.deps import LearnerDep
+from ..quizzes.service import pass_percent_for, present
 from ..web import render
 from .schemas import ErrorBody, LessonDetail, LessonSummary
 
@@ -31,9 +33,26 @@ def course_page(request: Request, course: CourseDep) -> HTMLResponse:
 
 
 @pages.get("/lessons/{lesson_id}", response_class=HTMLResponse)
-def lesson_page(request: Request, lesson: LessonDep, course: CourseDep) -> HTMLResponse:
+def lesson_page(
+    request: Request,
+    lesson: LessonDep,
+    course: CourseDep,
+    learner: LearnerDep,
+    settings: SettingsDep,
+) -> HTMLResponse:
+    questions = (
+        present(lesson.quiz, learner=learner, secret=request.app.state.secret)
+        if lesson.quiz
+        else []
+    )
     return render(
         request,
         "lesson.html",
-        {"lesson": lesson, "nav": course.neighbours(lesson)},
+        {
+            "lesson": lesson,
+            "nav": course.neighbours(lesson),
+            "quiz_questions": questions,
+            "pass_percent": pass_percent_for(lesson, settings.pass_percent),
+            "train_query": "dataset=digits&hidden_layers=128,64",
+        },
     )
