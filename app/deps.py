@@ -1,4 +1,7 @@
-"""Annotated dependency aliases shared by the routers."""
+"""Annotated dependency aliases shared by the routers.
+
+Cheap dependencies are `async def`: a sync one costs a thread-pool hop on every request.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +13,11 @@ from .config import Settings
 from .content import Course, Lesson
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_course(request: Request) -> Course:
+async def get_course(request: Request) -> Course:
     return request.app.state.course
 
 
@@ -22,7 +25,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 CourseDep = Annotated[Course, Depends(get_course)]
 
 
-def get_lesson(lesson_id: str, course: CourseDep) -> Lesson:
+async def get_lesson(lesson_id: str, course: CourseDep) -> Lesson:
     """The served lesson with that id, or 404 (ids that could never be valid included)."""
     lesson = course.get(lesson_id) if len(lesson_id) <= 100 else None
     if lesson is None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from ..deps import CourseDep, LessonDep, SettingsDep
-from ..quizzes.deps import LearnerDep
-from ..quizzes.service import pass_percent_for, present
-from ..web import render
+from ..deps import CourseDep, LessonDep
+from ..deps import get_lesson as get_lesson_or_404
+from ..quizzes.deps import get_learner
+from ..quizzes.service import present
+from ..web import render, render_string
 from .schemas import ErrorBody, LessonDetail, LessonSummary
 
 api = APIRouter(prefix="/api/lessons", tags=["lessons"])
@@ -18,41 +19,43 @@ NOT_FOUND = {404: {"model": ErrorBody, "description": "No lesson with that id"}}
 
 
 @api.get("", response_model=list[LessonSummary], summary="Every served lesson, in course order")
-def list_lessons(course: CourseDep) -> list[LessonSummary]:
+async def list_lessons(course: CourseDep) -> list[LessonSummary]:
     return [LessonSummary.of(lesson) for lesson in course.lessons]
 
 
 @api.get("/{lesson_id}", response_model=LessonDetail, responses=NOT_FOUND, summary="One lesson")
-def get_lesson(lesson: LessonDep) -> LessonDetail:
+async def get_lesson(lesson: LessonDep) -> LessonDetail:
     return LessonDetail.of(lesson)
 
 
 @pages.get("/", response_class=HTMLResponse)
-def course_page(request: Request, course: CourseDep) -> HTMLResponse:
+async def course_page(request: Request, course: CourseDep) -> HTMLResponse:
     return render(request, "index.html", {"sections": course.sections()})
 
 
-@pages.get("/lessons/{lesson_id}", response_class=HTMLResponse)
-def lesson_page(
-    request: Request,
-    lesson: LessonDep,
-    course: CourseDep,
-    learner: LearnerDep,
-    settings: SettingsDep,
-) -> HTMLResponse:
-    questions = (
-        present(lesson.quiz, learner=learner, secret=request.app.state.secret)
-        if lesson.quiz
-        else []
-    )
-    return render(
-        request,
-        "lesson.html",
-        {
-            "lesson": lesson,
-            "nav": course.neighbours(lesson),
-            "quiz_questions": questions,
-            "pass_percent": pass_percent_for(lesson, settings.pass_percent),
-            "train_query": "dataset=digits&hidden_layers=128,64",
-        },
-    )
+async def lesson_page(request: Request) -> HTMLResponse:
+    """Fill the pre-rendered page's slots: user bits, CSRF token, this learner's option order.
+
+    The hottest page, so a plain Starlette route: FastAPI's dependency resolution would cost
+    more than everything this handler does.
+    """
+    state = request.app.state
+    lesson = await get_lesson_or_404(request.path_params["lesson_id"], state.course)
+    page = state.lesson_pages[lesson.id]
+    values = {
+        "csrf": request.state.csrf_token,
+        "user_nav": render_string(request, "_user_nav.html"),
+        "lesson_status": "",
+    }
+    for filler in state.lesson_slot_fillers:
+        values.update(filler(request, lesson))
+    if lesson.quiz:
+        learner = await get_learner(request)
+        for question in present(lesson.quiz, learner=learner, secret=state.secret):
+            values[f"options:{question.id}"] = "".join(
+                page.labels[oid] for oid, _ in question.options
+            )
+    return HTMLResponse(page.page.fill(values))
+
+
+pages.add_route("/lessons/{lesson_id}", lesson_page, methods=["GET"], include_in_schema=False)

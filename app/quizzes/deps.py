@@ -17,7 +17,7 @@ class Learner:
     user_id: int | None = None
 
 
-def get_learner(request: Request) -> Learner:
+async def get_learner(request: Request) -> Learner:
     """A guest, known by the signed visitor cookie."""
     return Learner(key=f"visitor:{request.state.visitor}")
 

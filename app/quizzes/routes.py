@@ -33,7 +33,7 @@ def require_quiz(lesson: Lesson):
     summary="A lesson's quiz, options in this learner's order, without answers",
     responses={404: {"model": ErrorBody, "description": "No such lesson, or it has no quiz"}},
 )
-def get_quiz(
+async def get_quiz(
     request: Request, lesson: LessonDep, learner: LearnerDep, settings: SettingsDep
 ) -> QuizOut:
     quiz = require_quiz(lesson)
@@ -60,7 +60,7 @@ def get_quiz(
         413: {"model": ErrorBody, "description": "Request body too large"},
     },
 )
-def submit_attempt(lesson: LessonDep, body: AttemptIn, settings: SettingsDep) -> AttemptOut:
+async def submit_attempt(lesson: LessonDep, body: AttemptIn, settings: SettingsDep) -> AttemptOut:
     require_quiz(lesson)
     try:
         result = grade_lesson(lesson, body.answers, default_pass=settings.pass_percent)
