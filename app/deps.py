@@ -25,8 +25,12 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 CourseDep = Annotated[Course, Depends(get_course)]
 
 
-async def get_lesson(lesson_id: str, course: CourseDep) -> Lesson:
+async def get_lesson(lesson_id: str, request: Request) -> Lesson:
     """The served lesson with that id, or 404 (ids that could never be valid included)."""
+    return lesson_or_404(request.app.state.course, lesson_id)
+
+
+def lesson_or_404(course: Course, lesson_id: str) -> Lesson:
     lesson = course.get(lesson_id) if len(lesson_id) <= 100 else None
     if lesson is None:
         raise HTTPException(status_code=404, detail=f"no lesson with id {lesson_id[:100]!r}")

@@ -143,23 +143,64 @@ http {{ access_log off; sendfile on; keepalive_requests 100000;
         proc.wait(10)
 
 
+def measure(
+    base_url: str, names: list[str], *, seconds: int, connections: int, rounds: int, tmp: Path
+) -> list[tuple[Result, float]]:
+    """Each round runs /healthz then every scenario; a scenario's ratio is taken against the
+    /healthz of its own round and the median round is reported, so a noisy neighbour on the
+    machine moves both sides of a ratio together."""
+    per_name: dict[str, list[tuple[Result, float]]] = {}
+    scenarios = {name: SCENARIOS[name](base_url) for name in names}
+    for _ in range(rounds):
+        baseline = None
+        for name in ["healthz", *[n for n in names if n != "healthz"]]:
+            scenario = scenarios.get(name) or SCENARIOS[name](base_url)
+            result = run_wrk(
+                base_url + scenario.path,
+                seconds=seconds,
+                connections=connections,
+                lua=scenario.lua,
+                tmp=tmp,
+            )
+            result.name = scenario.name
+            baseline = baseline or result.requests_per_second
+            per_name.setdefault(name, []).append((result, result.requests_per_second / baseline))
+    summary = []
+    for runs in per_name.values():
+        runs.sort(key=lambda run: run[1])
+        result, ratio = runs[len(runs) // 2]
+        result.errors = sum(r.errors for r, _ in runs)
+        summary.append((result, ratio))
+    return summary
+
+
+def report(rows: list[tuple[Result, float]], *, title: str) -> None:
+    print(title)
+    print(
+        f"{'scenario':30} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'vs healthz':>10}"
+    )
+    for r, ratio in rows:
+        print(
+            f"{r.name:30} {r.requests_per_second:8.0f} {r.p50_ms:7.2f} {r.p99_ms:7.2f} "
+            f"{r.errors:6d} {ratio:10.2f}"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--only", default="healthz,lesson,lessons-api,quiz")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", default="lesson,lessons-api,quiz")
     parser.add_argument("--no-nginx", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     if not shutil.which("wrk"):
         print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
         return 2
-    names = [n for n in args.only.split(",") if n]
-    if "healthz" not in names:
-        names.insert(0, "healthz")
-    results: list[Result] = []
+    names = [n for n in args.only.split(",") if n and n != "healthz"]
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         server = LiveServer(
@@ -168,17 +209,14 @@ def main(argv: list[str] | None = None) -> int:
         ).start()
         try:
             page = httpx.get(f"{server.url}/lessons/{SEED}").content
-            for name in names:
-                scenario = SCENARIOS[name](server.url)
-                result = run_wrk(
-                    server.url + scenario.path,
-                    seconds=args.seconds,
-                    connections=args.connections,
-                    lua=scenario.lua,
-                    tmp=tmp,
-                )
-                result.name = scenario.name
-                results.append(result)
+            rows = measure(
+                server.url,
+                names,
+                seconds=args.seconds,
+                connections=args.connections,
+                rounds=args.rounds,
+                tmp=tmp,
+            )
         finally:
             server.stop()
         ceiling = None
@@ -186,26 +224,26 @@ def main(argv: list[str] | None = None) -> int:
             ceiling = nginx_ceiling(
                 page, seconds=args.seconds, connections=args.connections, tmp=tmp
             )
-            if ceiling:
-                ceiling.name = "nginx, same lesson bytes"
-
-    base = results[0].requests_per_second
-    print(f"{args.connections} connections, {args.seconds}s per scenario, 1 uvicorn worker")
-    print(
-        f"{'scenario':28} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'vs healthz':>11}"
+    report(
+        rows,
+        title=f"{args.connections} connections, {args.seconds}s per run, median of "
+        f"{args.rounds} rounds, 1 uvicorn worker, page {len(page)} bytes",
     )
-    for r in results + ([ceiling] if ceiling else []):
-        print(
-            f"{r.name:28} {r.requests_per_second:9.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} "
-            f"{r.errors:7d} {r.requests_per_second / base:11.2f}"
-        )
-    lesson = next((r for r in results if r.name == "lesson page"), None)
+    lesson = next((r for r, _ in rows if r.name == "lesson page"), None)
     if ceiling and lesson:
         share = lesson.requests_per_second / ceiling.requests_per_second
-        print(f"lesson page / nginx ceiling: {share:.2f}")
+        print(
+            f"nginx serving the same page bytes: {ceiling.requests_per_second:.0f} req/s, "
+            f"p99 {ceiling.p99_ms:.2f} ms, errors {ceiling.errors}; "
+            f"lesson page is {share:.2f} of it"
+        )
     if args.json:
         args.json.write_text(
-            json.dumps([r.__dict__ for r in results + ([ceiling] if ceiling else [])], indent=2)
+            json.dumps(
+                [{**r.__dict__, "ratio": ratio} for r, ratio in rows]
+                + ([ceiling.__dict__] if ceiling else []),
+                indent=2,
+            )
         )
     return 0
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from ..deps import CourseDep, LessonDep
-from ..deps import get_lesson as get_lesson_or_404
+from ..deps import CourseDep, LessonDep, lesson_or_404
 from ..quizzes.deps import get_learner
 from ..quizzes.service import present
 from ..web import render, render_string
@@ -40,7 +39,7 @@ async def lesson_page(request: Request) -> HTMLResponse:
     more than everything this handler does.
     """
     state = request.app.state
-    lesson = await get_lesson_or_404(request.path_params["lesson_id"], state.course)
+    lesson = lesson_or_404(state.course, request.path_params["lesson_id"])
     page = state.lesson_pages[lesson.id]
     values = {
         "csrf": request.state.csrf_token,

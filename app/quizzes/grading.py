@@ -61,7 +61,7 @@ def option_order(
 
 def check_answers(quiz: Quiz, answers: Mapping[str, str | None]) -> dict[str, str]:
     """The submitted answers with unanswered ones dropped; AnswerError names what is wrong."""
-    owner = {o.id: q.id for q in quiz.questions for o in q.options}
+    owner = quiz.owners
     checked: dict[str, str] = {}
     for question_id, option_id in answers.items():
         question = quiz.question(question_id)
