@@ -27,7 +27,7 @@ log = logging.getLogger("backprop")
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Load and render the course once, then wire the routers; nothing is parsed per request."""
     settings = settings or get_settings()
-    course = load_course(settings.content_dir)
+    course = load_course(settings.content_dir, cache_dir=settings.data_dir / "cache" / "lessons")
     log_problems(course)
     log.info("serving %d lesson(s) from %s", len(course.lessons), settings.content_dir)
 

@@ -17,6 +17,7 @@ from typing import Any
 import frontmatter
 import yaml
 
+from .cache import RenderCache
 from .models import Course, Lesson, Option, Problem, Question, Quiz
 from .render import render_body, render_inline
 
@@ -467,8 +468,28 @@ def discover(content_dir: Path) -> list[tuple[Path, str]]:
     return sorted(found, key=lambda item: item[1])
 
 
-def load_course(content_dir: Path, *, display_root: Path | None = None) -> Course:
-    """Load every lesson under `content_dir`; bad files become Problems, never exceptions."""
+def _load_cached(path: Path, shown: str, cache: RenderCache | None) -> tuple[Lesson, list[Problem]]:
+    if cache is None:
+        return load_lesson(path, shown)
+    try:
+        key = cache.key(shown, path.read_bytes())
+    except OSError:
+        return load_lesson(path, shown)  # reports the read error with its hint
+    if (hit := cache.get(key)) is not None:
+        return hit
+    loaded = load_lesson(path, shown)
+    cache.put(key, loaded)
+    return loaded
+
+
+def load_course(
+    content_dir: Path, *, display_root: Path | None = None, cache_dir: Path | None = None
+) -> Course:
+    """Load every lesson under `content_dir`; bad files become Problems, never exceptions.
+
+    With `cache_dir`, rendered lessons are kept there between runs (see cache.py).
+    """
+    cache = RenderCache(cache_dir) if cache_dir else None
     problems: list[Problem] = []
     lessons: dict[str, Lesson] = {}
     if not content_dir.is_dir():
@@ -479,7 +500,7 @@ def load_course(content_dir: Path, *, display_root: Path | None = None) -> Cours
     for path, rel in discover(content_dir):
         shown = (display_root / rel).as_posix() if display_root else rel
         try:
-            lesson, warnings = load_lesson(path, shown)
+            lesson, warnings = _load_cached(path, shown, cache)
         except ContentError as exc:
             problems.append(Problem(shown, exc.line, exc.message, exc.hint))
             continue
