@@ -296,7 +296,7 @@ def test_the_render_cache_returns_the_same_lessons_and_misses_when_a_file_change
     cache = tmp_path / "cache"
     fresh = load_course(fixture_course)
     first = load_course(fixture_course, cache_dir=cache)
-    assert len(list(cache.glob("*.pickle"))) == 5
+    assert len(list(cache.glob("*.pickle"))) == 4
     cached = load_course(fixture_course, cache_dir=cache)
     assert cached.lessons == first.lessons == fresh.lessons
     assert cached.problems == fresh.problems
@@ -304,7 +304,7 @@ def test_the_render_cache_returns_the_same_lessons_and_misses_when_a_file_change
     lesson.write_text(lesson.read_text().replace("Warm-up, then decay.", "Cosine decay."))
     edited = load_course(fixture_course, cache_dir=cache).get("learning-rates")
     assert "Cosine decay." in edited.html
-    assert len(list(cache.glob("*.pickle"))) == 6
+    assert len(list(cache.glob("*.pickle"))) == 5
 
 
 def test_a_corrupt_cache_entry_is_a_miss(fixture_course, tmp_path):
@@ -313,4 +313,4 @@ def test_a_corrupt_cache_entry_is_a_miss(fixture_course, tmp_path):
     for entry in cache.glob("*.pickle"):
         entry.write_bytes(b"not a pickle")
     course = load_course(fixture_course, cache_dir=cache)
-    assert course.errors == [] and len(course.lessons) == 5
+    assert course.errors == [] and len(course.lessons) == 4
