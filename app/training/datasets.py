@@ -1,4 +1,4 @@
-"""The data the playground trains on: scikit-learn's bundled digits, and four 2-D sets made with NumPy.
+"""The data the playground trains on: scikit-learn's bundled digits and four 2-D NumPy sets.
 
 Every set is split 80/20 into train and test, stratified by class and shuffled by `seed`, and
 comes back as float arrays `x` (m, n_features) with integer labels `y` (m,).
@@ -62,7 +62,7 @@ def stratified_split(
 
 @lru_cache(maxsize=1)
 def _digits() -> tuple[np.ndarray, np.ndarray]:
-    """The 1,797 8x8 digit images (64 pixel values 0-16) and labels, read from scikit-learn's files."""
+    """The 1,797 8x8 digit images (64 pixels, 0-16) and labels, from scikit-learn's own files."""
     from sklearn.datasets import load_digits  # bundled with the package, never downloaded
 
     bunch = load_digits()

@@ -56,7 +56,7 @@ def _activate(kind: str, z: np.ndarray) -> None:
 
 
 def _times_derivative(kind: str, delta: np.ndarray, a: np.ndarray) -> None:
-    """delta *= f'(z), written with the activation's output a = f(z); overwrites a (no longer needed)."""
+    """delta *= f'(z), written with the activation's output a = f(z); overwrites a (now unused)."""
     if kind == "relu":  # f' = 1 where a > 0
         np.greater(a, 0, out=a)
     elif kind == "sigmoid":  # f' = a (1 - a)
@@ -69,7 +69,7 @@ def _times_derivative(kind: str, delta: np.ndarray, a: np.ndarray) -> None:
 
 
 class Network:
-    """A multi-layer perceptron: `layer_sizes[0]` inputs, hidden layers, `layer_sizes[-1]` classes."""
+    """A multi-layer perceptron: layer_sizes[0] inputs, hidden layers, layer_sizes[-1] classes."""
 
     def __init__(
         self,
@@ -147,7 +147,7 @@ class Network:
         return acts
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """Class probabilities (m, n_classes) for x (m, n_in); keeps the activations for backward."""
+        """Class probabilities (m, n_classes) for x (m, n_in); keeps activations for backward."""
         acts = self.logits(x)
         self._x = x
         return softmax(acts[-1])
@@ -175,7 +175,7 @@ class Network:
         return self.grads
 
     def step(self, learning_rate: float, momentum: float = 0.0) -> None:
-        """Gradient descent on all parameters at once: w -= lr * g, or with momentum v = mv - lr g."""
+        """Update every parameter at once: w -= lr * g, or with momentum v = m v - lr g; w += v."""
         if momentum:
             if self.velocity is None:
                 self.velocity = np.zeros_like(self.params)
