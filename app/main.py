@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,9 +16,19 @@ from .content import load_course, log_problems
 from .lessons.routes import api as lessons_api
 from .lessons.routes import pages as lesson_pages
 from .security import SecurityMiddleware
+from .training.routes import api as training_api
+from .training.routes import close_pool
+from .training.routes import pages as training_pages
 from .web import install_error_handlers, make_templates, render
 
 log = logging.getLogger("backprop")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Nothing to start eagerly; on shutdown, stop the training processes if any were started."""
+    yield
+    close_pool(app)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -32,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         docs_url=None,
         redoc_url=None,
+        lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.course = course
@@ -46,6 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(lessons_api)
     app.include_router(lesson_pages)
+    app.include_router(training_api)
+    app.include_router(training_pages)
 
     @app.get("/healthz", tags=["meta"], summary="Liveness probe")
     def healthz() -> dict[str, str]:

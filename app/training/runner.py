@@ -33,12 +33,14 @@ DEFAULTS: dict[str, Any] = {
 }
 #: Cells per side of the decision-boundary grid sent for 2-D sets.
 GRID = 48
-#: A step's fixed cost (Python and NumPy call overhead), in units of one sample x one parameter.
-STEP_OVERHEAD = 60_000
+#: A step's fixed Python and NumPy call cost per layer, in units of one sample x one parameter.
+LAYER_STEP_COST = 100_000
+#: Below this many rows a step costs like this many: it is bound by reading the weights.
+MIN_BATCH_COST = 32
 #: Mini-batches between checks for a stop request inside an epoch.
 STOP_CHECK_EVERY = 16
 
-EpochCallback = Callable[[dict[str, Any], "list[list[int]] | None"], None]
+EpochCallback = Callable[[dict[str, Any], "dict[str, Any] | None"], None]
 
 
 def full_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -59,31 +61,47 @@ def parameter_count(layer_sizes: list[int]) -> int:
 
 
 def estimate_work(config: dict[str, Any]) -> float:
-    """Epochs x (samples x parameters + steps x fixed step cost): what the budget caps.
+    """Roughly epochs x samples x parameters, the unit the budget caps (~1e-10 s each here).
 
-    The step term keeps tiny batches honest: batch size 1 costs per step, not per parameter.
+    Refined so that every configuration costs about its running time: a mini-batch smaller
+    than MIN_BATCH_COST costs as much as one of that size, each step pays a fixed cost per
+    layer, and each epoch ends with an evaluation pass (~0.4 of a training pass).
     """
     cfg = full_config(config)
     n_train = dataset_sizes(cfg["dataset"])[0]
-    batch = cfg["batch_size"] or n_train
-    steps = math.ceil(n_train / min(batch, n_train))
+    batch = min(cfg["batch_size"] or n_train, n_train)
+    steps = math.ceil(n_train / batch)
     params = parameter_count(cfg["layer_sizes"])
-    # Per-epoch evaluation is one more forward pass over train and test (~1.25 x n_train).
-    return cfg["epochs"] * (n_train * params * 1.4 + steps * STEP_OVERHEAD)
+    layers = len(cfg["layer_sizes"]) - 1
+    per_epoch = (
+        steps * max(batch, MIN_BATCH_COST) * params
+        + 0.4 * n_train * params
+        + steps * layers * LAYER_STEP_COST
+    )
+    return cfg["epochs"] * per_epoch
 
 
-def decision_grid(net: Network, data: Dataset) -> tuple[list[float], list[float], list[list[int]]]:
-    """Predicted class on a GRID x GRID lattice over the data: x range, y range, rows (y up)."""
+def decision_boundary(net: Network, data: Dataset, *, points: bool = True) -> dict[str, Any]:
+    """Predicted class on a GRID x GRID lattice over the data, and the test points on top.
+
+    `grid[r][c]` is the class at x = x_range[0] + c * dx, y = y_range[0] + r * dy (row 0 at the
+    bottom); `points` are the test set as [x, y, class].
+    """
     both = np.concatenate([data.x_train, data.x_test])
     lo, hi = both.min(axis=0), both.max(axis=0)
     pad = (hi - lo) * 0.08
     lo, hi = lo - pad, hi + pad
-    xs = np.linspace(lo[0], hi[0], GRID)
-    ys = np.linspace(lo[1], hi[1], GRID)
-    gx, gy = np.meshgrid(xs, ys)  # row r has y = ys[r]
-    grid = np.column_stack([gx.ravel(), gy.ravel()]).astype(data.x_train.dtype)
-    classes = net.predict(grid).reshape(GRID, GRID)
-    return [float(lo[0]), float(hi[0])], [float(lo[1]), float(hi[1])], classes.tolist()
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], GRID), np.linspace(lo[1], hi[1], GRID))
+    lattice = np.column_stack([gx.ravel(), gy.ravel()]).astype(data.x_train.dtype)
+    boundary: dict[str, Any] = {
+        "x_range": [float(lo[0]), float(hi[0])],
+        "y_range": [float(lo[1]), float(hi[1])],
+        "grid": net.predict(lattice).reshape(GRID, GRID).tolist(),
+    }
+    if points:
+        rows = np.column_stack([data.x_test, data.y_test]).round(3).tolist()
+        boundary["points"] = [[x, y, int(c)] for x, y, c in rows]
+    return boundary
 
 
 def train(
@@ -97,7 +115,8 @@ def train(
     """Train the configured network; the response body of POST /train (status may be "stopped").
 
     `on_epoch(row, boundary)` gets each history row, and for 2-D sets every `boundary_every`
-    epochs the decision-boundary rows too. `should_stop()` is polled during and between epochs.
+    epochs a `decision_boundary` snapshot too (the first one with the test points).
+    `should_stop()` is polled during and between epochs.
     """
     started = time.perf_counter()
     cfg = full_config(config)
@@ -115,6 +134,7 @@ def train(
         batch = min(cfg["batch_size"] or n, n)
         lr, momentum = float(cfg["learning_rate"]), float(cfg["momentum"])
         two_d = data.n_features == 2
+        frames = 0
         history: list[dict[str, Any]] = []
         status, train_seconds, predictions = "completed", 0.0, np.zeros(0, dtype=np.int64)
 
@@ -149,7 +169,9 @@ def train(
             history.append(row)
             if on_epoch:
                 due = two_d and boundary_every and (epoch % boundary_every == 0 or not finite)
-                on_epoch(row, decision_grid(net, data)[2] if due else None)
+                snapshot = decision_boundary(net, data, points=not frames) if due else None
+                frames += bool(due)
+                on_epoch(row, snapshot)
             if not finite:
                 status = "diverged"
                 break
@@ -175,12 +197,5 @@ def train(
             "confusion_matrix": confusion.tolist(),
         }
         if two_d:
-            x_range, y_range, rows = decision_grid(net, data)
-            points = np.column_stack([data.x_test, data.y_test]).round(3).tolist()
-            result["decision_boundary"] = {
-                "x_range": x_range,
-                "y_range": y_range,
-                "grid": rows,
-                "points": [[x, y, int(c)] for x, y, c in points],
-            }
+            result["decision_boundary"] = decision_boundary(net, data)
     return result
