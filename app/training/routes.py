@@ -14,6 +14,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from ..config import Settings
 from ..web import render
+from .datasets import DEFAULT_NOISE
 from .pool import Busy, TrainingPool, WorkerFailed
 from .query import parse_playground_query, playground_query
 from .runner import estimate_work, full_config
@@ -151,6 +152,6 @@ def playground_page(request: Request) -> HTMLResponse:
             "form": form,
             "problems": problems,
             "query": playground_query(values),
-            "budget": request.app.state.settings.train_work_budget,
+            "default_noise": DEFAULT_NOISE,
         },
     )
