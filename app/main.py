@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,9 +21,23 @@ from .quizzes.routes import api as quizzes_api
 from .quizzes.routes import pages as quiz_pages
 from .quizzes.service import pass_percent_for
 from .security import SecurityMiddleware
+from .training.routes import api as training_api
+from .training.routes import close_pool
+from .training.query import playground_query
+from .training.routes import pages as training_pages
 from .web import install_error_handlers, make_templates, render
 
 log = logging.getLogger("backprop")
+
+#: The seed lesson's SimpleNeuralNetwork([784, 128, 64, 10]), on the digits we can ship offline.
+LESSON_NETWORK = {"dataset": "digits", "hidden_layers": [128, 64]}
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Nothing to start eagerly; on shutdown, stop the training processes if any were started."""
+    yield
+    close_pool(app)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -37,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         docs_url=None,
         redoc_url=None,
+        lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.course = course
@@ -48,7 +65,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         course,
         app.state.templates,
         pass_percent_for=lambda lesson: pass_percent_for(lesson, settings.pass_percent),
-        train_query_for=lambda lesson: "dataset=digits&hidden_layers=128,64",
+        train_query_for=lambda lesson: playground_query(
+            {**LESSON_NETWORK, **(lesson.playground or {})}
+        ),
     )
     secret = settings.resolved_secret_key()
     app.state.secret = secret
@@ -61,6 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(lesson_pages)
     app.include_router(quizzes_api)
     app.include_router(quiz_pages)
+    app.include_router(training_api)
+    app.include_router(training_pages)
 
     def openapi() -> dict[str, Any]:
         """FastAPI's schema, with the 422 body our validation handler really sends."""

@@ -314,3 +314,16 @@ def test_a_corrupt_cache_entry_is_a_miss(fixture_course, tmp_path):
         entry.write_bytes(b"not a pickle")
     course = load_course(fixture_course, cache_dir=cache)
     assert course.errors == [] and len(course.lessons) == 4
+
+
+def test_a_playground_preset_is_kept_and_a_malformed_one_is_an_error(content_dir):
+    preset = "playground:\n  dataset: spiral\n  hidden_layers: [32, 32]\n"
+    write(content_dir, "ok.md", lesson(id="ok").replace("order: 0\n", "order: 0\n" + preset))
+    write(
+        content_dir, "bad.md", lesson(id="bad").replace("order: 0\n", "order: 0\nplayground: 3\n")
+    )
+    course = load_course(content_dir)
+    assert course.get("ok").playground == {"dataset": "spiral", "hidden_layers": [32, 32]}
+    (error,) = course.errors
+    assert (error.path, error.line) == ("bad.md", 6)
+    assert "field 'playground'" in error.message

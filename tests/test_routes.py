@@ -147,3 +147,8 @@ def test_openapi_documents_the_lessons_api(client):
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/api/lessons", "/api/lessons/{lesson_id}", "/healthz"} <= paths.keys()
     assert "404" in paths["/api/lessons/{lesson_id}"]["get"]["responses"]
+
+
+def test_train_this_network_opens_the_playground_with_the_lessons_network(client):
+    page = client.get(f"/lessons/{SEED}").text
+    assert 'href="/playground?dataset=digits&amp;hidden_layers=128,64"' in page

@@ -243,6 +243,29 @@ def _integer(
     return value
 
 
+def _playground(meta: dict, lines: dict[str, int]) -> dict[str, Any] | None:
+    """The optional preset for "Train this network": /train fields, scalars or lists of ints."""
+    value = meta.get("playground")
+    if value is None:
+        return None
+    scalar = (str, int, float, bool)
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str)
+        and (
+            isinstance(v, scalar)
+            or v is None
+            or (isinstance(v, list) and all(isinstance(i, int) for i in v))
+        )
+        for k, v in value.items()
+    ):
+        raise ContentError(
+            "field 'playground' must map /train fields to values",
+            line=lines.get("playground"),
+            hint="for example 'playground: {dataset: digits, hidden_layers: [128, 64]}'",
+        )
+    return value
+
+
 def _question_ids(lesson_id: str, prompts: list[str]) -> list[str]:
     """Stable, opaque question ids: a hash of the prompt, so reordering keeps history valid."""
     ids: list[str] = []
@@ -435,6 +458,7 @@ def load_lesson(path: Path, rel: str) -> tuple[Lesson, list[Problem]]:
     order = _integer(meta, lines, "order", 0, -(10**6), 10**6)
     pass_percent = _integer(meta, lines, "passPercent", None, 0, 100)
     next_id = _identifier(meta, lines, "nextLessonId", required=False)
+    playground = _playground(meta, lines)
     assert lesson_id and title and section and order is not None
 
     body, drafts, heading_line = split_knowledge_check(source.body, source.body_line)
@@ -453,6 +477,7 @@ def load_lesson(path: Path, rel: str) -> tuple[Lesson, list[Problem]]:
         toc=toc,
         quiz=quiz,
         pass_percent=pass_percent,
+        playground=playground,
     )
     return lesson, warnings
 
