@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from .accounts.api import router as accounts_api
+from .accounts.pages import pages as account_pages
+from .accounts.pages import user_context
 from .config import Settings, get_settings
 from .content import load_course, log_problems
+from .db import Database, upgrade
 from .lessons.routes import api as lessons_api
 from .lessons.routes import pages as lesson_pages
 from .security import SecurityMiddleware
@@ -26,8 +32,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     log_problems(course)
     log.info("serving %d lesson(s) from %s", len(course.lessons), settings.content_dir)
 
+    # the schema is brought to Alembic head before serving: a fresh machine needs no extra command
+    db = Database.open(settings.resolved_database_url())
+    upgrade(db.engine)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        db.close()
+
     app = FastAPI(
         title="Backprop",
+        lifespan=lifespan,
         summary="Lessons, server-graded quizzes and a live NumPy training service.",
         version="0.1.0",
         docs_url=None,
@@ -36,7 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.course = course
     app.state.templates = make_templates(settings.templates_dir, settings.static_dir)
-    app.state.context_processors = []
+    app.state.context_processors = [user_context]
+    app.state.db = db
     secret = settings.resolved_secret_key()
     app.state.secret = secret
 
@@ -46,6 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(lessons_api)
     app.include_router(lesson_pages)
+    app.include_router(accounts_api)
+    app.include_router(account_pages)
 
     @app.get("/healthz", tags=["meta"], summary="Liveness probe")
     def healthz() -> dict[str, str]:

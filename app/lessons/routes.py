@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from ..deps import CourseDep, LessonDep
+from ..accounts.pages import course_progress_context, lesson_progress_context
+from ..deps import CourseDep, LessonDep, OptionalUser, SessionDep
 from ..web import render
 from .schemas import ErrorBody, LessonDetail, LessonSummary
 
@@ -26,14 +27,20 @@ def get_lesson(lesson: LessonDep) -> LessonDetail:
 
 
 @pages.get("/", response_class=HTMLResponse)
-def course_page(request: Request, course: CourseDep) -> HTMLResponse:
-    return render(request, "index.html", {"sections": course.sections()})
+def course_page(
+    request: Request, course: CourseDep, user: OptionalUser, session: SessionDep
+) -> HTMLResponse:
+    progress = course_progress_context(session, user=user, course=course)
+    return render(request, "index.html", {"sections": course.sections(), **progress})
 
 
 @pages.get("/lessons/{lesson_id}", response_class=HTMLResponse)
-def lesson_page(request: Request, lesson: LessonDep, course: CourseDep) -> HTMLResponse:
+def lesson_page(
+    request: Request, lesson: LessonDep, course: CourseDep, user: OptionalUser, session: SessionDep
+) -> HTMLResponse:
+    progress = lesson_progress_context(session, user=user, lesson=lesson)
     return render(
         request,
         "lesson.html",
-        {"lesson": lesson, "nav": course.neighbours(lesson)},
+        {"lesson": lesson, "nav": course.neighbours(lesson), **progress},
     )
