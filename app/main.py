@@ -19,6 +19,8 @@ from .content import load_course, log_problems
 from .db import Database, upgrade
 from .lessons.routes import api as lessons_api
 from .lessons.routes import pages as lesson_pages
+from .quizzes.routes import api as quizzes_api
+from .quizzes.routes import pages as quiz_pages
 from .security import SecurityMiddleware
 from .web import install_error_handlers, make_templates, render
 
@@ -63,6 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(lessons_api)
     app.include_router(lesson_pages)
+    app.include_router(quizzes_api)
+    app.include_router(quiz_pages)
     app.include_router(accounts_api)
     app.include_router(account_pages)
 

@@ -6,7 +6,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from ..accounts.pages import course_progress_context, lesson_progress_context
-from ..deps import CourseDep, LessonDep, OptionalUser, SessionDep
+from ..deps import CourseDep, LessonDep, OptionalUser, SessionDep, SettingsDep
+from ..quizzes.deps import LearnerDep
+from ..quizzes.service import pass_percent_for, present
 from ..web import render
 from .schemas import ErrorBody, LessonDetail, LessonSummary
 
@@ -36,11 +38,29 @@ def course_page(
 
 @pages.get("/lessons/{lesson_id}", response_class=HTMLResponse)
 def lesson_page(
-    request: Request, lesson: LessonDep, course: CourseDep, user: OptionalUser, session: SessionDep
+    request: Request,
+    lesson: LessonDep,
+    course: CourseDep,
+    learner: LearnerDep,
+    settings: SettingsDep,
+    user: OptionalUser,
+    session: SessionDep,
 ) -> HTMLResponse:
     progress = lesson_progress_context(session, user=user, lesson=lesson)
+    questions = (
+        present(lesson.quiz, learner=learner, secret=request.app.state.secret)
+        if lesson.quiz
+        else []
+    )
     return render(
         request,
         "lesson.html",
-        {"lesson": lesson, "nav": course.neighbours(lesson), **progress},
+        {
+            "lesson": lesson,
+            "nav": course.neighbours(lesson),
+            "quiz_questions": questions,
+            "pass_percent": pass_percent_for(lesson, settings.pass_percent),
+            "train_query": "dataset=digits&hidden_layers=128,64",
+            **progress,
+        },
     )

@@ -1,0 +1,1 @@
+"""Quizzes: server-side grading (pure functions) and the routes that serve and grade them."""

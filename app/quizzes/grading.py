@@ -1,0 +1,100 @@
+"""Grading and per-learner option order; pure functions, no web framework."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ..content import Option, Question, Quiz
+
+
+class AnswerError(ValueError):
+    """A submission that cannot be graded as sent (the route answers 422 with this message)."""
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionResult:
+    question_id: str
+    selected_option_id: str | None
+    correct_option_id: str
+    correct: bool
+    explanation_html: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Grade:
+    lesson_id: str
+    score: int
+    total: int
+    percent: float
+    passed: bool
+    pass_percent: int
+    results: tuple[QuestionResult, ...]
+
+
+def option_order(
+    question: Question, *, secret: str, learner_key: str, round: int = 0
+) -> list[Option]:
+    """The question's options in this learner's own order: the same on every reload of the same
+    round, different between learners, and independent of which option is right."""
+    material = f"{learner_key}|{round}|{question.id}".encode()
+    seed = hmac.new(secret.encode(), material, hashlib.sha256).digest()
+    options = list(question.options)
+    random.Random(seed).shuffle(options)
+    return options
+
+
+def check_answers(quiz: Quiz, answers: Mapping[str, str | None]) -> dict[str, str]:
+    """The submitted answers with unanswered ones dropped; AnswerError names what is wrong."""
+    owner = {o.id: q.id for q in quiz.questions for o in q.options}
+    checked: dict[str, str] = {}
+    for question_id, option_id in answers.items():
+        question = quiz.question(question_id)
+        if question is None:
+            raise AnswerError(f"unknown question id {question_id[:80]!r}")
+        if option_id is None:
+            continue
+        if question.option(option_id) is None:
+            if option_id in owner:
+                raise AnswerError(
+                    f"option {option_id!r} belongs to question {owner[option_id]!r}, "
+                    f"not {question_id!r}"
+                )
+            raise AnswerError(f"unknown option id {option_id[:80]!r} for question {question_id!r}")
+        checked[question_id] = option_id
+    return checked
+
+
+def grade(
+    quiz: Quiz, answers: Mapping[str, str | None], *, lesson_id: str, pass_percent: int
+) -> Grade:
+    """Score a submission; unanswered questions count as wrong."""
+    checked = check_answers(quiz, answers)
+    results = []
+    for question in quiz.questions:
+        selected = checked.get(question.id)
+        right = question.correct_option.id
+        results.append(
+            QuestionResult(
+                question_id=question.id,
+                selected_option_id=selected,
+                correct_option_id=right,
+                correct=selected == right,
+                explanation_html=question.explanation_html,
+            )
+        )
+    score = sum(r.correct for r in results)
+    total = len(results)
+    percent = round(100 * score / total, 1) if total else 0.0
+    return Grade(
+        lesson_id=lesson_id,
+        score=score,
+        total=total,
+        percent=percent,
+        passed=score * 100 >= pass_percent * total,
+        pass_percent=pass_percent,
+        results=tuple(results),
+    )

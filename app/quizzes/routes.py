@@ -1,0 +1,131 @@
+"""Quiz routes: the JSON API and the no-JavaScript form on the lesson page."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse
+from sqlalchemy.orm import Session
+
+from ..accounts.progress import NoSuchUser, record_attempt
+from ..content import Lesson
+from ..deps import LessonDep, SessionDep, SettingsDep
+from ..lessons.schemas import ErrorBody
+from ..security import CSRF_FIELD, csrf_ok
+from ..web import render
+from .deps import Learner, LearnerDep
+from .grading import AnswerError, Grade
+from .schemas import AttemptIn, AttemptOut, OptionOut, QuestionOut, QuizOut
+from .service import grade_lesson, pass_percent_for, present, review
+
+api = APIRouter(prefix="/api/lessons", tags=["quizzes"])
+pages = APIRouter(include_in_schema=False)
+
+MAX_FORM_FIELDS = 500
+
+
+def store(session: Session, learner: Learner, result: Grade) -> int | None:
+    """Keep a signed-in learner's attempt (answers and progress in one transaction); its id."""
+    if learner.user_id is None:
+        return None
+    try:
+        return record_attempt(session, user_id=learner.user_id, grade=result).id
+    except NoSuchUser:
+        raise HTTPException(401, "not signed in", headers={"WWW-Authenticate": "Bearer"}) from None
+
+
+def require_quiz(lesson: Lesson):
+    if lesson.quiz is None:
+        raise HTTPException(status_code=404, detail=f"lesson {lesson.id!r} has no knowledge check")
+    return lesson.quiz
+
+
+@api.get(
+    "/{lesson_id}/quiz",
+    response_model=QuizOut,
+    summary="A lesson's quiz, options in this learner's order, without answers",
+    responses={404: {"model": ErrorBody, "description": "No such lesson, or it has no quiz"}},
+)
+def get_quiz(
+    request: Request, lesson: LessonDep, learner: LearnerDep, settings: SettingsDep
+) -> QuizOut:
+    quiz = require_quiz(lesson)
+    return QuizOut(
+        lesson_id=lesson.id,
+        pass_percent=pass_percent_for(lesson, settings.pass_percent),
+        questions=[
+            QuestionOut(
+                id=q.id,
+                prompt=q.prompt_html,
+                options=[OptionOut(id=oid, text=html) for oid, html in q.options],
+            )
+            for q in present(quiz, learner=learner, secret=request.app.state.secret)
+        ],
+    )
+
+
+@api.post(
+    "/{lesson_id}/quiz/attempts",
+    response_model=AttemptOut,
+    summary="Grade answers to a lesson's quiz",
+    responses={
+        401: {"model": ErrorBody, "description": "The bearer token is invalid or expired"},
+        404: {"model": ErrorBody, "description": "No such lesson, or it has no quiz"},
+        413: {"model": ErrorBody, "description": "Request body too large"},
+    },
+)
+def submit_attempt(
+    lesson: LessonDep,
+    body: AttemptIn,
+    settings: SettingsDep,
+    learner: LearnerDep,
+    session: SessionDep,
+) -> AttemptOut:
+    """Graded for everyone; stored (with `attempt_id`) for a signed-in learner."""
+    require_quiz(lesson)
+    try:
+        result = grade_lesson(lesson, body.answers, default_pass=settings.pass_percent)
+    except AnswerError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    return AttemptOut.of(result, attempt_id=store(session, learner, result))
+
+
+@pages.post("/lessons/{lesson_id}/quiz", response_class=HTMLResponse)
+async def submit_form(
+    request: Request,
+    lesson: LessonDep,
+    learner: LearnerDep,
+    settings: SettingsDep,
+    session: SessionDep,
+) -> HTMLResponse:
+    """The no-JavaScript path: a plain form post answered with the review page."""
+    require_quiz(lesson)
+    form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
+    if not csrf_ok(request.app.state.secret, request.state.visitor, form.get(CSRF_FIELD)):
+        raise HTTPException(
+            status_code=403,
+            detail="This form has expired or did not come from this site. Reload the lesson "
+            "and submit again.",
+        )
+    answers: dict[str, str | None] = {}
+    for key, value in form.multi_items():
+        if key == CSRF_FIELD:
+            continue
+        if not isinstance(value, str):
+            raise HTTPException(status_code=422, detail=f"answer to {key!r} must be an option id")
+        answers[key] = value
+    try:
+        result = grade_lesson(lesson, answers, default_pass=settings.pass_percent)
+    except AnswerError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    attempt_id = await run_in_threadpool(store, session, learner, result)
+    return render(
+        request,
+        "quiz_result.html",
+        {
+            "lesson": lesson,
+            "grade": result,
+            "attempt_id": attempt_id,
+            "reviewed": review(lesson, result, learner=learner, secret=request.app.state.secret),
+        },
+    )
