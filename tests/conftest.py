@@ -75,11 +75,18 @@ def make_settings(tmp_path: Path, database_url: str) -> Callable[..., Settings]:
 
 
 @pytest.fixture
-def make_app(make_settings) -> Callable[..., FastAPI]:
-    def factory(**overrides) -> FastAPI:
-        return create_app(make_settings(**overrides))
+def make_app(make_settings) -> Iterator[Callable[..., FastAPI]]:
+    """Apps on this test's database; their connection pools are closed after the test."""
+    apps: list[FastAPI] = []
 
-    return factory
+    def factory(**overrides) -> FastAPI:
+        app = create_app(make_settings(**overrides))
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        app.state.db.close()
 
 
 @pytest.fixture
