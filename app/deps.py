@@ -1,4 +1,7 @@
-"""Annotated dependency aliases shared by the routers."""
+"""Annotated dependency aliases shared by the routers.
+
+Cheap dependencies are `async def`: a sync one costs a thread-pool hop on every request.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
@@ -15,11 +19,11 @@ from .content import Course, Lesson
 from .models import User
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_course(request: Request) -> Course:
+async def get_course(request: Request) -> Course:
     return request.app.state.course
 
 
@@ -27,8 +31,12 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 CourseDep = Annotated[Course, Depends(get_course)]
 
 
-def get_lesson(lesson_id: str, course: CourseDep) -> Lesson:
+async def get_lesson(lesson_id: str, request: Request) -> Lesson:
     """The served lesson with that id, or 404 (ids that could never be valid included)."""
+    return lesson_or_404(request.app.state.course, lesson_id)
+
+
+def lesson_or_404(course: Course, lesson_id: str) -> Lesson:
     lesson = course.get(lesson_id) if len(lesson_id) <= 100 else None
     if lesson is None:
         raise HTTPException(status_code=404, detail=f"no lesson with id {lesson_id[:100]!r}")
@@ -57,33 +65,57 @@ def get_db(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_db)]
 
 
-def get_optional_user(
-    request: Request, session: SessionDep, token: Annotated[str | None, Depends(oauth2_scheme)]
-) -> User | None:
-    """The user of a bearer token (a bad one is 401) or else of the session cookie, or None."""
+def resolve_user(db, *, token: str | None, cookie: str | None) -> User | None | bool:
+    """The user of a bearer token (False when the token is bad) or else of a session cookie."""
+    with db.session() as session:
+        if token:
+            return user_for_token(session, token=token) or False
+        return user_for_session(session, token=cookie) if cookie else None
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of an `Authorization: Bearer ...` header, if any."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def user_of(request: Request) -> User | None:
+    """The user of a bearer token (a bad one is 401) or else of the session cookie, or None.
+
+    Guests (no credential) never touch the database or the thread pool; otherwise the lookup
+    runs in the thread pool with its own short session, once per request (cached on state).
+    """
+    if hasattr(request.state, "user"):
+        return request.state.user
+    token = bearer_token(request)
+    cookie = request.cookies.get(SESSION_COOKIE)
     user = None
-    if token:
-        user = user_for_token(session, token=token)
-        if user is None:
-            raise HTTPException(
-                status_code=401,
-                detail="invalid or expired token",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        request.state.auth = "token"
-    else:
-        cookie = request.cookies.get(SESSION_COOKIE)
-        if cookie:
-            user = user_for_session(session, token=cookie)
-            request.state.auth = "session" if user else None
+    if token or cookie:
+        user = await run_in_threadpool(
+            resolve_user, request.app.state.db, token=token, cookie=cookie
+        )
+    if user is False:
+        raise HTTPException(
+            status_code=401,
+            detail="invalid or expired token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    request.state.auth = ("token" if token else "session") if user else None
     request.state.user = user
     return user
+
+
+async def get_optional_user(
+    request: Request, _token: Annotated[str | None, Depends(oauth2_scheme)]
+) -> User | None:
+    """`user_of` as a dependency; the OAuth2 scheme makes /docs offer "Authorize"."""
+    return await user_of(request)
 
 
 OptionalUser = Annotated[User | None, Depends(get_optional_user)]
 
 
-def get_current_user(user: OptionalUser) -> User:
+async def get_current_user(user: OptionalUser) -> User:
     """The signed-in user, or 401."""
     if user is None:
         raise HTTPException(
@@ -95,7 +127,7 @@ def get_current_user(user: OptionalUser) -> User:
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def get_instructor(user: CurrentUser) -> User:
+async def get_instructor(user: CurrentUser) -> User:
     """The signed-in instructor: 401 anonymous, 403 anyone else."""
     if user.role != "instructor":
         raise HTTPException(status_code=403, detail="instructors only")

@@ -8,19 +8,22 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from .accounts.api import router as accounts_api
+from .accounts.pages import lesson_slots, user_context
 from .accounts.pages import pages as account_pages
-from .accounts.pages import user_context
 from .config import Settings, get_settings
 from .content import load_course, log_problems
 from .db import Database, upgrade
+from .lessons.pages import build_lesson_pages
 from .lessons.routes import api as lessons_api
 from .lessons.routes import pages as lesson_pages
 from .quizzes.routes import api as quizzes_api
 from .quizzes.routes import pages as quiz_pages
+from .quizzes.service import pass_percent_for
 from .security import SecurityMiddleware
 from .web import install_error_handlers, make_templates, render
 
@@ -56,6 +59,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.templates = make_templates(settings.templates_dir, settings.static_dir)
     app.state.context_processors = [user_context]
     app.state.db = db
+    #: Callables (request, lesson) → {slot: html} that fill a lesson page's per-user slots.
+    app.state.lesson_slot_fillers = [lesson_slots]
+    app.state.lesson_pages = build_lesson_pages(
+        course,
+        app.state.templates,
+        pass_percent_for=lambda lesson: pass_percent_for(lesson, settings.pass_percent),
+        train_query_for=lambda lesson: "dataset=digits&hidden_layers=128,64",
+    )
     secret = settings.resolved_secret_key()
     app.state.secret = secret
 
@@ -70,12 +81,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(accounts_api)
     app.include_router(account_pages)
 
+    def openapi() -> dict[str, Any]:
+        """FastAPI's schema, with the 422 body our validation handler really sends."""
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            )
+            schemas = schema.get("components", {}).get("schemas", {})
+            if "HTTPValidationError" in schemas:
+                schemas["HTTPValidationError"] = {
+                    "title": "HTTPValidationError",
+                    "type": "object",
+                    "required": ["detail"],
+                    "properties": {
+                        "detail": {"type": "string", "title": "Detail"},
+                        "errors": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/ValidationError"},
+                        },
+                    },
+                }
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
     @app.get("/healthz", tags=["meta"], summary="Liveness probe")
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/docs", include_in_schema=False)
-    def docs(request: Request) -> HTMLResponse:
+    async def docs(request: Request) -> HTMLResponse:
         return render(request, "docs.html")
 
     return app

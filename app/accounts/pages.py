@@ -6,13 +6,22 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ..content import Course, Lesson
-from ..deps import SESSION_COOKIE, CourseDep, LessonDep, OptionalUser, SessionDep, SettingsDep
+from ..deps import (
+    SESSION_COOKIE,
+    CourseDep,
+    LessonDep,
+    OptionalUser,
+    SessionDep,
+    SettingsDep,
+    user_of,
+)
 from ..models import User
 from ..security import csrf_ok
-from ..web import render
+from ..web import render, render_string
 from . import charts, service
 from . import progress as progress_service
 from .api import client_address
@@ -61,14 +70,12 @@ def login_redirect(request: Request) -> RedirectResponse:
     return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
 
 
-# --- progress shown on the lead's pages (course index, lesson) --------------------------------
+# --- progress shown on the course index and lesson pages -------------------------------------
 
 
-def course_progress_context(session, *, user: User | None, course: Course) -> dict[str, Any]:
-    """`progress` (lesson id → status), the overall bar and where to continue, for index.html."""
-    if user is None:
-        return {}
-    rows = progress_service.progress_rows(session, user_id=user.id)
+def _course_progress(db, user: User, course: Course) -> dict[str, Any]:
+    with db.session() as session:
+        rows = progress_service.progress_rows(session, user_id=user.id)
     statuses = {lesson.id: rows[lesson.id].status if lesson.id in rows else "not_started"
                 for lesson in course.lessons}  # fmt: skip
     completed = sum(1 for s in statuses.values() if s == "completed")
@@ -79,12 +86,31 @@ def course_progress_context(session, *, user: User | None, course: Course) -> di
     }
 
 
-def lesson_progress_context(session, *, user: User | None, lesson: Lesson) -> dict[str, Any]:
-    """Marks the lesson in_progress on first opening; `lesson_progress` for lesson.html."""
+async def course_progress_context(request: Request, course: Course) -> dict[str, Any]:
+    """`progress` (lesson id → status), the overall bar and where to continue, for index.html."""
+    user = await user_of(request)
     if user is None:
-        return {"lesson_progress": None}
-    row = progress_service.mark_opened(session, user_id=user.id, lesson_id=lesson.id)
-    return {"lesson_progress": progress_service.lesson_entry(lesson.id, row)}
+        return {}
+    return await run_in_threadpool(_course_progress, request.app.state.db, user, course)
+
+
+def _opened(db, user: User, lesson: Lesson) -> dict[str, Any] | None:
+    with db.session() as session:
+        row = progress_service.mark_opened(session, user_id=user.id, lesson_id=lesson.id)
+    return progress_service.lesson_entry(lesson.id, row) if row else None
+
+
+async def lesson_slots(request: Request, lesson: Lesson) -> dict[str, str]:
+    """A lesson page's status pill and "Mark as complete"; opening it marks it in_progress."""
+    user = await user_of(request)
+    entry = None
+    if user is not None:
+        entry = await run_in_threadpool(_opened, request.app.state.db, user, lesson)
+    context = {"lesson": lesson, "lesson_progress": entry}
+    return {
+        "lesson_status": render_string(request, "accounts/_lesson_status.html", context),
+        "lesson_complete": render_string(request, "accounts/_lesson_complete.html", context),
+    }
 
 
 # --- register / login / logout ----------------------------------------------------------------

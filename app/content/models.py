@@ -41,13 +41,16 @@ class Question:
     options: tuple[Option, ...]
     explanation_html: str | None
     line: int
+    correct_option: Option = field(init=False, repr=False)
+    _by_id: dict[str, Option] = field(init=False, repr=False, compare=False)
 
-    @property
-    def correct_option(self) -> Option:
-        return next(o for o in self.options if o.correct)
+    def __post_init__(self) -> None:
+        # Looked up on every grading request: index once.
+        object.__setattr__(self, "correct_option", next(o for o in self.options if o.correct))
+        object.__setattr__(self, "_by_id", {o.id: o for o in self.options})
 
     def option(self, option_id: str) -> Option | None:
-        return next((o for o in self.options if o.id == option_id), None)
+        return self._by_id.get(option_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +59,17 @@ class Quiz:
 
     questions: tuple[Question, ...]
     pass_percent: int | None = None
+    _by_id: dict[str, Question] = field(init=False, repr=False, compare=False)
+    #: option id → the id of the question it belongs to
+    owners: dict[str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_id", {q.id: q for q in self.questions})
+        owners = {o.id: q.id for q in self.questions for o in q.options}
+        object.__setattr__(self, "owners", owners)
 
     def question(self, question_id: str) -> Question | None:
-        return next((q for q in self.questions if q.id == question_id), None)
+        return self._by_id.get(question_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from ..accounts.pages import course_progress_context, lesson_progress_context
-from ..deps import CourseDep, LessonDep, OptionalUser, SessionDep, SettingsDep
-from ..quizzes.deps import LearnerDep
-from ..quizzes.service import pass_percent_for, present
-from ..web import render
+from ..accounts.pages import course_progress_context
+from ..deps import CourseDep, LessonDep, lesson_or_404
+from ..quizzes.deps import get_learner
+from ..quizzes.service import present
+from ..web import render, render_string
 from .schemas import ErrorBody, LessonDetail, LessonSummary
 
 api = APIRouter(prefix="/api/lessons", tags=["lessons"])
@@ -19,48 +21,42 @@ NOT_FOUND = {404: {"model": ErrorBody, "description": "No lesson with that id"}}
 
 
 @api.get("", response_model=list[LessonSummary], summary="Every served lesson, in course order")
-def list_lessons(course: CourseDep) -> list[LessonSummary]:
+async def list_lessons(course: CourseDep) -> list[LessonSummary]:
     return [LessonSummary.of(lesson) for lesson in course.lessons]
 
 
 @api.get("/{lesson_id}", response_model=LessonDetail, responses=NOT_FOUND, summary="One lesson")
-def get_lesson(lesson: LessonDep) -> LessonDetail:
+async def get_lesson(lesson: LessonDep) -> LessonDetail:
     return LessonDetail.of(lesson)
 
 
 @pages.get("/", response_class=HTMLResponse)
-def course_page(
-    request: Request, course: CourseDep, user: OptionalUser, session: SessionDep
-) -> HTMLResponse:
-    progress = course_progress_context(session, user=user, course=course)
+async def course_page(request: Request, course: CourseDep) -> HTMLResponse:
+    progress = await course_progress_context(request, course)
     return render(request, "index.html", {"sections": course.sections(), **progress})
 
 
-@pages.get("/lessons/{lesson_id}", response_class=HTMLResponse)
-def lesson_page(
-    request: Request,
-    lesson: LessonDep,
-    course: CourseDep,
-    learner: LearnerDep,
-    settings: SettingsDep,
-    user: OptionalUser,
-    session: SessionDep,
-) -> HTMLResponse:
-    progress = lesson_progress_context(session, user=user, lesson=lesson)
-    questions = (
-        present(lesson.quiz, learner=learner, secret=request.app.state.secret)
-        if lesson.quiz
-        else []
-    )
-    return render(
-        request,
-        "lesson.html",
-        {
-            "lesson": lesson,
-            "nav": course.neighbours(lesson),
-            "quiz_questions": questions,
-            "pass_percent": pass_percent_for(lesson, settings.pass_percent),
-            "train_query": "dataset=digits&hidden_layers=128,64",
-            **progress,
-        },
-    )
+async def lesson_page(request: Request) -> HTMLResponse:
+    """Fill the pre-rendered page's slots: user bits, CSRF token, this learner's option order.
+
+    The hottest page, so a plain Starlette route: FastAPI's dependency resolution would cost
+    more than everything this handler does.
+    """
+    state = request.app.state
+    lesson = lesson_or_404(state.course, request.path_params["lesson_id"])
+    page = state.lesson_pages[lesson.id]
+    values = {"csrf": request.state.csrf_token, "lesson_status": "", "lesson_complete": ""}
+    for filler in state.lesson_slot_fillers:  # first: they may resolve the signed-in user
+        filled = filler(request, lesson)
+        values.update(await filled if inspect.isawaitable(filled) else filled)
+    values["user_nav"] = render_string(request, "_user_nav.html")
+    if lesson.quiz:
+        learner = await get_learner(request)
+        for question in present(lesson.quiz, learner=learner, secret=state.secret):
+            values[f"options:{question.id}"] = "".join(
+                page.labels[oid] for oid, _ in question.options
+            )
+    return HTMLResponse(page.page.fill(values))
+
+
+pages.add_route("/lessons/{lesson_id}", lesson_page, methods=["GET"], include_in_schema=False)
