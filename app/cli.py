@@ -128,6 +128,52 @@ def cmd_train(args: argparse.Namespace) -> int:
 _UNSET = object()
 
 
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    """Bring the database (DATABASE_URL, else the SQLite file in DATA_DIR) to Alembic head."""
+    from .config import get_settings
+    from .db import current_revision, make_engine, upgrade
+
+    url = get_settings().resolved_database_url()
+    engine = make_engine(url)
+    try:
+        upgrade(engine, args.revision)
+        print(f"database at revision {current_revision(engine)}: {engine.url!r}")
+    finally:
+        engine.dispose()
+    return 0
+
+
+def cmd_user_create(args: argparse.Namespace) -> int:
+    """Create a learner or instructor; the password is read from stdin (never from argv)."""
+    from .accounts import service
+    from .config import get_settings
+    from .db import Database, upgrade
+
+    if not args.password_stdin:
+        print("error: pass --password-stdin and pipe the password in", file=sys.stderr)
+        return 2
+    password = sys.stdin.readline().rstrip("\r\n")
+    problem = service.credential_problem(args.name, password)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    db = Database.open(get_settings().resolved_database_url())
+    try:
+        upgrade(db.engine)
+        with db.session() as session:
+            try:
+                user = service.create_user(
+                    session, username=args.name, password=password, role=args.role
+                )
+            except service.UsernameTaken:
+                print(f"error: the username {args.name!r} is taken", file=sys.stderr)
+                return 1
+            print(f"created {user.role} {user.username!r} (id {user.id})")
+    finally:
+        db.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="backprop", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -168,6 +214,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=_UNSET)
     train.add_argument("--noise", type=float, default=_UNSET, help="2-D datasets only")
     train.add_argument("--json", action="store_true", help="print the full result as JSON")
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    db_upgrade = db_sub.add_parser("upgrade", help="apply migrations (the server does it too)")
+    db_upgrade.add_argument("revision", nargs="?", default="head")
+    db_upgrade.set_defaults(func=cmd_db_upgrade)
+
+    user = sub.add_parser("user", help="manage accounts")
+    user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    create = user_sub.add_parser("create", help="create a learner or an instructor")
+    create.add_argument("name")
+    create.add_argument("--role", choices=["learner", "instructor"], default="learner")
+    create.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    create.set_defaults(func=cmd_user_create)
     return parser
 
 

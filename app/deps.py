@@ -5,12 +5,18 @@ Cheap dependencies are `async def`: a sync one costs a thread-pool hop on every 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.orm import Session
 
+from .accounts.service import user_for_session, user_for_token
 from .config import Settings
 from .content import Course, Lesson
+from .models import User
 
 
 async def get_settings_dep(request: Request) -> Settings:
@@ -38,3 +44,94 @@ def lesson_or_404(course: Course, lesson_id: str) -> Lesson:
 
 
 LessonDep = Annotated[Lesson, Depends(get_lesson)]
+
+
+# --- database and the signed-in user ----------------------------------------------------------
+
+SESSION_COOKIE = "bp_session"
+#: Shown by /docs "Authorize"; auto_error=False so a missing token can fall back to the cookie.
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    """One session per request; writes commit explicitly, anything left over is rolled back."""
+    session = request.app.state.db.session()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_db)]
+
+
+def resolve_user(db, *, token: str | None, cookie: str | None) -> User | None | bool:
+    """The user of a bearer token (False when the token is bad) or else of a session cookie."""
+    with db.session() as session:
+        if token:
+            return user_for_token(session, token=token) or False
+        return user_for_session(session, token=cookie) if cookie else None
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of an `Authorization: Bearer ...` header, if any."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def user_of(request: Request) -> User | None:
+    """The user of a bearer token (a bad one is 401) or else of the session cookie, or None.
+
+    Guests (no credential) never touch the database or the thread pool; otherwise the lookup
+    runs in the thread pool with its own short session, once per request (cached on state).
+    """
+    if hasattr(request.state, "user"):
+        return request.state.user
+    token = bearer_token(request)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    user = None
+    if token or cookie:
+        user = await run_in_threadpool(
+            resolve_user, request.app.state.db, token=token, cookie=cookie
+        )
+    if user is False:
+        raise HTTPException(
+            status_code=401,
+            detail="invalid or expired token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    request.state.auth = ("token" if token else "session") if user else None
+    request.state.user = user
+    return user
+
+
+async def get_optional_user(
+    request: Request, _token: Annotated[str | None, Depends(oauth2_scheme)]
+) -> User | None:
+    """`user_of` as a dependency; the OAuth2 scheme makes /docs offer "Authorize"."""
+    return await user_of(request)
+
+
+OptionalUser = Annotated[User | None, Depends(get_optional_user)]
+
+
+async def get_current_user(user: OptionalUser) -> User:
+    """The signed-in user, or 401."""
+    if user is None:
+        raise HTTPException(
+            status_code=401, detail="not signed in", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def get_instructor(user: CurrentUser) -> User:
+    """The signed-in instructor: 401 anonymous, 403 anyone else."""
+    if user.role != "instructor":
+        raise HTTPException(status_code=403, detail="instructors only")
+    return user
+
+
+InstructorUser = Annotated[User, Depends(get_instructor)]

@@ -12,8 +12,12 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from .accounts.api import router as accounts_api
+from .accounts.pages import lesson_slots, user_context
+from .accounts.pages import pages as account_pages
 from .config import Settings, get_settings
 from .content import load_course, log_problems
+from .db import Database, upgrade
 from .lessons.pages import build_lesson_pages
 from .lessons.routes import api as lessons_api
 from .lessons.routes import pages as lesson_pages
@@ -21,9 +25,9 @@ from .quizzes.routes import api as quizzes_api
 from .quizzes.routes import pages as quiz_pages
 from .quizzes.service import pass_percent_for
 from .security import SecurityMiddleware
+from .training.query import playground_query
 from .training.routes import api as training_api
 from .training.routes import close_pool
-from .training.query import playground_query
 from .training.routes import pages as training_pages
 from .web import install_error_handlers, make_templates, render
 
@@ -33,19 +37,23 @@ log = logging.getLogger("backprop")
 LESSON_NETWORK = {"dataset": "digits", "hidden_layers": [128, 64]}
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Nothing to start eagerly; on shutdown, stop the training processes if any were started."""
-    yield
-    close_pool(app)
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Load and render the course once, then wire the routers; nothing is parsed per request."""
     settings = settings or get_settings()
     course = load_course(settings.content_dir, cache_dir=settings.data_dir / "cache" / "lessons")
     log_problems(course)
     log.info("serving %d lesson(s) from %s", len(course.lessons), settings.content_dir)
+
+    # the schema is brought to Alembic head before serving: a fresh machine needs no extra command
+    db = Database.open(settings.resolved_database_url())
+    upgrade(db.engine)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        """On shutdown: stop the training processes (if any started), close the database."""
+        yield
+        close_pool(app)
+        db.close()
 
     app = FastAPI(
         title="Backprop",
@@ -58,9 +66,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.course = course
     app.state.templates = make_templates(settings.templates_dir, settings.static_dir)
-    app.state.context_processors = []
+    app.state.context_processors = [user_context]
+    app.state.db = db
     #: Callables (request, lesson) → {slot: html} that fill a lesson page's per-user slots.
-    app.state.lesson_slot_fillers = []
+    app.state.lesson_slot_fillers = [lesson_slots]
     app.state.lesson_pages = build_lesson_pages(
         course,
         app.state.templates,
@@ -82,6 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(quiz_pages)
     app.include_router(training_api)
     app.include_router(training_pages)
+    app.include_router(accounts_api)
+    app.include_router(account_pages)
 
     def openapi() -> dict[str, Any]:
         """FastAPI's schema, with the 422 body our validation handler really sends."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from ..accounts.pages import course_progress_context
 from ..deps import CourseDep, LessonDep, lesson_or_404
 from ..quizzes.deps import get_learner
 from ..quizzes.service import present
@@ -29,7 +32,8 @@ async def get_lesson(lesson: LessonDep) -> LessonDetail:
 
 @pages.get("/", response_class=HTMLResponse)
 async def course_page(request: Request, course: CourseDep) -> HTMLResponse:
-    return render(request, "index.html", {"sections": course.sections()})
+    progress = await course_progress_context(request, course)
+    return render(request, "index.html", {"sections": course.sections(), **progress})
 
 
 async def lesson_page(request: Request) -> HTMLResponse:
@@ -41,13 +45,11 @@ async def lesson_page(request: Request) -> HTMLResponse:
     state = request.app.state
     lesson = lesson_or_404(state.course, request.path_params["lesson_id"])
     page = state.lesson_pages[lesson.id]
-    values = {
-        "csrf": request.state.csrf_token,
-        "user_nav": render_string(request, "_user_nav.html"),
-        "lesson_status": "",
-    }
-    for filler in state.lesson_slot_fillers:
-        values.update(filler(request, lesson))
+    values = {"csrf": request.state.csrf_token, "lesson_status": "", "lesson_complete": ""}
+    for filler in state.lesson_slot_fillers:  # first: they may resolve the signed-in user
+        filled = filler(request, lesson)
+        values.update(await filled if inspect.isawaitable(filled) else filled)
+    values["user_nav"] = render_string(request, "_user_nav.html")
     if lesson.quiz:
         learner = await get_learner(request)
         for question in present(lesson.quiz, learner=learner, secret=state.secret):

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
+from ..accounts.progress import NoSuchUser, record_attempt
 from ..content import Lesson
 from ..deps import LessonDep, SettingsDep
 from ..lessons.schemas import ErrorBody
 from ..security import CSRF_FIELD, csrf_ok
 from ..web import render
-from .deps import LearnerDep
-from .grading import AnswerError
+from .deps import Learner, LearnerDep
+from .grading import AnswerError, Grade
 from .schemas import AttemptIn, AttemptOut, OptionOut, QuestionOut, QuizOut
 from .service import grade_lesson, pass_percent_for, present, review
 
@@ -19,6 +21,29 @@ api = APIRouter(prefix="/api/lessons", tags=["quizzes"])
 pages = APIRouter(include_in_schema=False)
 
 MAX_FORM_FIELDS = 500
+
+
+UNAUTHORIZED = {401: {"model": ErrorBody, "description": "The bearer token is invalid or expired"}}
+
+
+def store(request: Request, learner: Learner, result: Grade) -> int | None:
+    """Keep a signed-in learner's attempt (answers and progress in one transaction); its id."""
+    if learner.user_id is None:
+        return None
+    with request.app.state.db.session() as session:
+        try:
+            return record_attempt(session, user_id=learner.user_id, grade=result).id
+        except NoSuchUser:
+            raise HTTPException(
+                401, "not signed in", headers={"WWW-Authenticate": "Bearer"}
+            ) from None
+
+
+async def stored(request: Request, learner: Learner, result: Grade) -> int | None:
+    """`store` off the event loop (a write may wait for the database lock); guests skip it."""
+    if learner.user_id is None:
+        return None
+    return await run_in_threadpool(store, request, learner, result)
 
 
 def require_quiz(lesson: Lesson):
@@ -31,7 +56,10 @@ def require_quiz(lesson: Lesson):
     "/{lesson_id}/quiz",
     response_model=QuizOut,
     summary="A lesson's quiz, options in this learner's order, without answers",
-    responses={404: {"model": ErrorBody, "description": "No such lesson, or it has no quiz"}},
+    responses={
+        **UNAUTHORIZED,
+        404: {"model": ErrorBody, "description": "No such lesson, or it has no quiz"},
+    },
 )
 async def get_quiz(
     request: Request, lesson: LessonDep, learner: LearnerDep, settings: SettingsDep
@@ -56,17 +84,25 @@ async def get_quiz(
     response_model=AttemptOut,
     summary="Grade answers to a lesson's quiz",
     responses={
+        **UNAUTHORIZED,
         404: {"model": ErrorBody, "description": "No such lesson, or it has no quiz"},
         413: {"model": ErrorBody, "description": "Request body too large"},
     },
 )
-async def submit_attempt(lesson: LessonDep, body: AttemptIn, settings: SettingsDep) -> AttemptOut:
+async def submit_attempt(
+    request: Request,
+    lesson: LessonDep,
+    body: AttemptIn,
+    settings: SettingsDep,
+    learner: LearnerDep,
+) -> AttemptOut:
+    """Graded for everyone; stored (with `attempt_id`) for a signed-in learner."""
     require_quiz(lesson)
     try:
         result = grade_lesson(lesson, body.answers, default_pass=settings.pass_percent)
     except AnswerError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
-    return AttemptOut.of(result, attempt_id=None)
+    return AttemptOut.of(result, attempt_id=await stored(request, learner, result))
 
 
 @pages.post("/lessons/{lesson_id}/quiz", response_class=HTMLResponse)
@@ -93,13 +129,14 @@ async def submit_form(
         result = grade_lesson(lesson, answers, default_pass=settings.pass_percent)
     except AnswerError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
+    attempt_id = await stored(request, learner, result)
     return render(
         request,
         "quiz_result.html",
         {
             "lesson": lesson,
             "grade": result,
-            "attempt_id": None,
+            "attempt_id": attempt_id,
             "reviewed": review(lesson, result, learner=learner, secret=request.app.state.secret),
         },
     )

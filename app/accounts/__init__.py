@@ -1,0 +1,1 @@
+"""Accounts and progress: learners, sessions, tokens, quiz attempts, instructor analytics."""

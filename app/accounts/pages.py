@@ -1,0 +1,289 @@
+"""Pages for people: register, log in and out, /me, /instructor, and "Mark as complete"."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from ..content import Course, Lesson
+from ..deps import (
+    SESSION_COOKIE,
+    CourseDep,
+    LessonDep,
+    OptionalUser,
+    SessionDep,
+    SettingsDep,
+    user_of,
+)
+from ..models import User
+from ..security import csrf_ok
+from ..web import render, render_string
+from . import charts, service
+from . import progress as progress_service
+from .api import client_address
+
+pages = APIRouter(include_in_schema=False)
+
+Field = Annotated[str, Form()]
+
+
+def user_context(request: Request) -> dict[str, Any]:
+    """Template context for every page: the signed-in user (from the cookie) and the nav links."""
+    if not hasattr(request.state, "user"):
+        request.state.user = None
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie:
+            with request.app.state.db.session() as session:
+                request.state.user = service.user_for_session(session, token=cookie)
+    return {"current_user": request.state.user, "accounts_enabled": True}
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site paths: never `//evil.example` or `https://...` (no open redirect)."""
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return "/"
+
+
+def require_csrf(request: Request, token: str) -> None:
+    if not csrf_ok(request.app.state.secret, request.state.visitor, token):
+        raise HTTPException(403, "the form expired or came from another site; reload and retry")
+
+
+def set_session_cookie(request: Request, response: Response, token: str, days: int) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=days * 86400,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
+
+
+def login_redirect(request: Request) -> RedirectResponse:
+    return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+
+
+# --- progress shown on the course index and lesson pages -------------------------------------
+
+
+def _course_progress(db, user: User, course: Course) -> dict[str, Any]:
+    with db.session() as session:
+        rows = progress_service.progress_rows(session, user_id=user.id)
+    statuses = {lesson.id: rows[lesson.id].status if lesson.id in rows else "not_started"
+                for lesson in course.lessons}  # fmt: skip
+    completed = sum(1 for s in statuses.values() if s == "completed")
+    return {
+        "progress": statuses,
+        "course_progress": {"completed": completed, "total": len(statuses)},
+        "continue_lesson": progress_service.continue_lesson(course, rows),
+    }
+
+
+async def course_progress_context(request: Request, course: Course) -> dict[str, Any]:
+    """`progress` (lesson id → status), the overall bar and where to continue, for index.html."""
+    user = await user_of(request)
+    if user is None:
+        return {}
+    return await run_in_threadpool(_course_progress, request.app.state.db, user, course)
+
+
+def _opened(db, user: User, lesson: Lesson) -> dict[str, Any] | None:
+    with db.session() as session:
+        row = progress_service.mark_opened(session, user_id=user.id, lesson_id=lesson.id)
+    return progress_service.lesson_entry(lesson.id, row) if row else None
+
+
+async def lesson_slots(request: Request, lesson: Lesson) -> dict[str, str]:
+    """A lesson page's status pill and "Mark as complete"; opening it marks it in_progress."""
+    user = await user_of(request)
+    entry = None
+    if user is not None:
+        entry = await run_in_threadpool(_opened, request.app.state.db, user, lesson)
+    context = {"lesson": lesson, "lesson_progress": entry}
+    return {
+        "lesson_status": render_string(request, "accounts/_lesson_status.html", context),
+        "lesson_complete": render_string(request, "accounts/_lesson_complete.html", context),
+    }
+
+
+# --- register / login / logout ----------------------------------------------------------------
+
+
+@pages.get("/register", response_class=HTMLResponse)
+def register_page(request: Request, next: str | None = None) -> HTMLResponse:
+    return render(request, "accounts/register.html", {"next": safe_next(next)})
+
+
+@pages.post("/register", response_class=HTMLResponse)
+def register_submit(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    username: Field = "",
+    password: Field = "",
+    csrf_token: Field = "",
+    next: Field = "/",
+) -> Response:
+    require_csrf(request, csrf_token)
+    context = {"next": safe_next(next), "username": username}
+    problem = service.credential_problem(username, password)
+    if problem:
+        return render(request, "accounts/register.html", {**context, "error": problem}, 422)
+    try:
+        user = service.create_user(session, username=username, password=password)
+    except service.UsernameTaken:
+        error = "That username is taken."
+        return render(request, "accounts/register.html", {**context, "error": error}, 409)
+    return _signed_in(request, session, user, settings.session_days, safe_next(next))
+
+
+@pages.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str | None = None) -> HTMLResponse:
+    return render(request, "accounts/login.html", {"next": safe_next(next)})
+
+
+@pages.post("/login", response_class=HTMLResponse)
+def login_submit(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    username: Field = "",
+    password: Field = "",
+    csrf_token: Field = "",
+    next: Field = "/",
+) -> Response:
+    require_csrf(request, csrf_token)
+    context = {"next": safe_next(next), "username": username}
+    try:
+        user = service.authenticate(
+            session, username=username, password=password, address=client_address(request)
+        )
+    except service.Throttled as exc:
+        error = f"Too many failed logins. Try again in {exc.retry_after // 60 + 1} minute(s)."
+        response = render(request, "accounts/login.html", {**context, "error": error}, 429)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    except service.InvalidCredentials:
+        error = "Incorrect username or password."
+        return render(request, "accounts/login.html", {**context, "error": error}, 401)
+    return _signed_in(request, session, user, settings.session_days, safe_next(next))
+
+
+def _signed_in(request: Request, session, user: User, days: int, target: str) -> Response:
+    """A fresh session id (any previous one is dropped: no fixation) and a redirect."""
+    old = request.cookies.get(SESSION_COOKIE)
+    token = service.create_session(session, user_id=user.id, days=days, replace_token=old)
+    response = RedirectResponse(target, status_code=303)
+    set_session_cookie(request, response, token, days)
+    return response
+
+
+@pages.post("/logout")
+def logout_submit(request: Request, session: SessionDep, csrf_token: Field = "") -> Response:
+    require_csrf(request, csrf_token)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        service.delete_session(session, token=cookie)
+    response = RedirectResponse("/", status_code=303)
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", httponly=True, samesite="lax",
+        secure=request.url.scheme == "https",
+    )  # fmt: skip
+    return response
+
+
+# --- the learner's and the instructor's pages -------------------------------------------------
+
+
+@pages.get("/me", response_class=HTMLResponse)
+def me_page(
+    request: Request, user: OptionalUser, session: SessionDep, course: CourseDep,
+    settings: SettingsDep,
+) -> Response:  # fmt: skip
+    if user is None:
+        return login_redirect(request)
+    summary = progress_service.progress_summary(session, user_id=user.id, course=course)
+    rows = progress_service.progress_rows(session, user_id=user.id)
+    attempts = progress_service.list_attempts(session, user_id=user.id)
+    history = progress_service.score_history(attempts)
+    return render(
+        request,
+        "accounts/me.html",
+        {
+            "nav_active": "me",
+            "user": user,
+            "summary": summary,
+            "lessons": {lesson.id: lesson for lesson in course.lessons},
+            "attempts": attempts,
+            "chart": charts.score_chart(history, pass_percent=settings.pass_percent)
+            if history
+            else None,
+            "continue_lesson": progress_service.continue_lesson(course, rows),
+        },
+    )
+
+
+@pages.post("/me/delete")
+def delete_me_submit(
+    request: Request,
+    user: OptionalUser,
+    session: SessionDep,
+    csrf_token: Field = "",
+    confirm: Field = "",
+) -> Response:
+    require_csrf(request, csrf_token)
+    if user is None:
+        return login_redirect(request)
+    if confirm != user.username:
+        raise HTTPException(422, "type your username to confirm deleting your account")
+    service.delete_user(session, user_id=user.id)
+    response = RedirectResponse("/", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+    return response
+
+
+@pages.post("/lessons/{lesson_id}/complete")
+def complete_submit(
+    request: Request,
+    lesson: LessonDep,
+    user: OptionalUser,
+    session: SessionDep,
+    csrf_token: Field = "",
+) -> Response:
+    require_csrf(request, csrf_token)
+    if user is None:
+        return RedirectResponse(f"/login?next={quote(lesson.url)}", status_code=303)
+    try:
+        progress_service.mark_completed(session, user_id=user.id, lesson=lesson)
+    except progress_service.QuizLesson:
+        raise HTTPException(409, "this lesson has a quiz: pass it to complete the lesson") from None
+    except progress_service.NoSuchUser:
+        return RedirectResponse(f"/login?next={quote(lesson.url)}", status_code=303)
+    return RedirectResponse(lesson.url, status_code=303)
+
+
+@pages.get("/instructor", response_class=HTMLResponse)
+def instructor_page(
+    request: Request, user: OptionalUser, session: SessionDep, course: CourseDep
+) -> Response:
+    if user is None:
+        return login_redirect(request)
+    if user.role != "instructor":
+        raise HTTPException(403, "this page is for instructors")
+    stats = [
+        progress_service.lesson_stats(session, lesson=lesson)
+        for lesson in course.lessons
+        if lesson.quiz is not None and lesson.quiz.questions
+    ]
+    return render(
+        request,
+        "accounts/instructor.html",
+        {"nav_active": "instructor", "stats": stats, "bar": charts.bar},
+    )

@@ -1,0 +1,143 @@
+"""Request and response shapes of the accounts, progress and instructor APIs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from .service import PASSWORD_MAX, PASSWORD_MIN, USERNAME_PATTERN
+
+Status = Literal["not_started", "in_progress", "completed"]
+
+
+class RegisterIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"username": "ada", "password": "correct horse"}]}
+    )
+    username: Annotated[str, StringConstraints(pattern=USERNAME_PATTERN)]
+    password: Annotated[str, StringConstraints(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
+
+
+class UserCreated(BaseModel):
+    id: int
+    username: str
+
+
+class UserOut(BaseModel):
+    id: int
+    username: str
+    role: Literal["learner", "instructor"]
+    created_at: datetime
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_at: datetime
+
+
+class ProgressEntry(BaseModel):
+    lesson_id: str
+    status: Status
+    best_percent: float | None
+    attempts: int
+    completed_at: datetime | None
+
+
+class ProgressOut(BaseModel):
+    lessons: list[ProgressEntry]
+    completed: int
+    total: int
+    percent: float
+
+
+class AnswerOut(BaseModel):
+    question_id: str
+    selected_option_id: str | None
+    correct_option_id: str
+    correct: bool
+
+
+class AttemptOut(BaseModel):
+    id: int
+    lesson_id: str
+    score: int
+    total: int
+    percent: float
+    passed: bool
+    created_at: datetime
+    answers: list[AnswerOut]
+
+
+class ExportProgress(ProgressEntry):
+    started_at: datetime
+
+
+class Validity(BaseModel):
+    created_at: datetime
+    expires_at: datetime
+
+
+class ExportOut(BaseModel):
+    user: UserOut
+    progress: list[ExportProgress]
+    attempts: list[AttemptOut]
+    api_tokens: list[Validity]
+    sessions: list[Validity]
+    recent_failed_logins: int
+
+
+class OptionStats(BaseModel):
+    option_id: str
+    html: str
+    correct: bool
+    chosen: int
+
+
+class QuestionStats(BaseModel):
+    question_id: str
+    prompt_html: str
+    answered: int
+    unanswered: int
+    correct: int
+    correct_share: float | None
+    options: list[OptionStats]
+
+
+class LessonStats(BaseModel):
+    lesson_id: str
+    title: str
+    attempts: int
+    learners: int
+    passed: int
+    pass_rate: float | None
+    average_percent: float | None
+    questions: list[QuestionStats]
+
+
+class ErrorBody(BaseModel):
+    detail: str
+
+
+class ValidationErrorItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorBody(BaseModel):
+    detail: str
+    errors: list[ValidationErrorItem]
+
+
+def error(description: str) -> dict:
+    return {"model": ErrorBody, "description": description}
+
+
+UNAUTHORIZED = {401: error("Not signed in, or the token is invalid or expired")}
+FORBIDDEN = {403: error("Signed in, but not an instructor")}
+NOT_FOUND = {404: error("No such lesson or attempt (or it is someone else's)")}
+INVALID = {422: {"model": ValidationErrorBody, "description": "The request is malformed"}}
+THROTTLED = {429: error("Too many failed logins; see Retry-After")}

@@ -1,0 +1,168 @@
+"""Engine, sessions and migrations: SQLite tuned for many writers, PostgreSQL with the same code."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from .config import PROJECT_ROOT
+
+log = logging.getLogger("backprop")
+
+#: Execution option read by the SQLite "begin" hook: "IMMEDIATE" takes the write lock up front.
+BEGIN_OPTION = "sqlite_begin"
+BUSY_TIMEOUT_MS = 10_000
+
+
+def _sqlite_tuning(engine: Engine) -> None:
+    """Pragmas on every connection, and our own BEGIN (the pysqlite recipe from SQLAlchemy's docs).
+
+    pysqlite's own transaction handling begins lazily and always DEFERRED; a deferred transaction
+    that reads and then writes fails with "database is locked" under contention whatever the
+    busy timeout, so write sessions begin IMMEDIATE and wait their turn for the lock instead.
+    """
+
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection) -> None:
+        mode = connection.get_execution_options().get(BEGIN_OPTION, "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {'IMMEDIATE' if mode == 'IMMEDIATE' else 'DEFERRED'}")
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite files get their folder created and the pragmas above."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
+            pool_size=8,
+            max_overflow=32,
+        )
+        _sqlite_tuning(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=16)
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+@dataclass
+class Database:
+    """One engine and its session factory, kept on `app.state.db`."""
+
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    @classmethod
+    def open(cls, url: str) -> Database:
+        engine = make_engine(url)
+        return cls(engine, sessionmaker(engine, expire_on_commit=False, autoflush=False))
+
+    def session(self) -> Session:
+        return self.sessions()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def begin_write(session: Session) -> None:
+    """Start a write transaction: BEGIN IMMEDIATE on SQLite (an open read ends first)."""
+    if session.info.get("writing") and session.in_transaction():
+        return
+    if session.in_transaction():
+        session.commit()
+    session.connection(execution_options={BEGIN_OPTION: "IMMEDIATE"})
+    session.info["writing"] = True
+
+
+def commit(session: Session) -> None:
+    """Commit the write transaction; the next write begins a new one."""
+    session.commit()
+    session.info["writing"] = False
+
+
+# --- migrations -------------------------------------------------------------------------------
+
+ALEMBIC_DIR = PROJECT_ROOT / "alembic"
+ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
+
+
+def alembic_config(url: str | None = None):
+    """An Alembic Config that works from any working directory."""
+    from alembic.config import Config
+
+    cfg = Config(str(ALEMBIC_INI)) if ALEMBIC_INI.exists() else Config()
+    cfg.set_main_option("script_location", str(ALEMBIC_DIR))
+    if url:
+        cfg.attributes["url"] = url
+    return cfg
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """Serialise migrations of one database across processes (several workers start at once)."""
+    url = engine.url
+    if is_sqlite(engine) and url.database and url.database != ":memory:":
+        lock_path = Path(url.database).with_name(Path(url.database).name + ".migrate.lock")
+        with open(lock_path, "a+b") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+    else:
+        yield
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the database to `revision` (head by default) with Alembic, on this engine."""
+    from alembic import command
+
+    cfg = alembic_config()
+    with _migration_lock(engine), engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            # held until this connection's transaction ends: other instances wait, then no-op
+            connection.execute(text("SELECT pg_advisory_xact_lock(4242424201)"))
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, revision)
+        connection.commit()
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Revert the database to `revision` ("base" removes every table)."""
+    from alembic import command
+
+    cfg = alembic_config()
+    with _migration_lock(engine), engine.connect() as connection:
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, revision)
+        connection.commit()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at, or None for an empty database."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()

@@ -1,0 +1,119 @@
+"""Signed-in quiz submissions (graded and stored) per second, as a ratio of /healthz.
+
+Reuses bench/load.py's harness: a real `uvicorn app.main:app` (one worker) on 127.0.0.1 with a
+throwaway data folder (SQLite by default; DATABASE_URL to measure PostgreSQL), wrk for a
+bounded time per run, the median of several rounds, each ratio against its own round's
+/healthz. Every request stores an attempt with its five answers and updates progress, for one
+of eight learners in turn (bearer tokens). Stops everything it started by PID.
+
+    python bench/accounts.py [--seconds 5] [--connections 32] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from bench.load import SCENARIOS, SEED, Scenario, measure, report  # noqa: E402
+from tests.live import LiveServer  # noqa: E402
+
+LEARNERS = 8
+PASSWORD = "benchmark-password"
+
+
+def signed_in_quiz_scenario(base: str) -> Scenario:
+    """Register learners, take their tokens, and POST half-right answers as them in turn."""
+    tokens = []
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for i in range(LEARNERS):
+            name = f"bench{i}-{os.getpid()}"
+            client.post("/api/auth/register", json={"username": name, "password": PASSWORD})
+            response = client.post("/api/auth/token", data={"username": name, "password": PASSWORD})
+            tokens.append(response.json()["access_token"])
+        quiz = client.get(f"/api/lessons/{SEED}/quiz").json()
+    answers = {q["id"]: q["options"][0]["id"] for q in quiz["questions"]}
+    path = f"/api/lessons/{SEED}/quiz/attempts"
+    lua = f"""
+local tokens = {{{", ".join(json.dumps(t) for t in tokens)}}}
+local body = {json.dumps(json.dumps({"answers": answers}))}
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("POST", "{path}", {{
+    ["Content-Type"] = "application/json",
+    ["Authorization"] = "Bearer " .. tokens[(i % #tokens) + 1],
+  }}, body)
+end
+"""
+    return Scenario("quiz (signed-in POST, stored)", path, lua)
+
+
+SCENARIOS["quiz-signed-in"] = signed_in_quiz_scenario
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", default="quiz,quiz-signed-in")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    if not shutil.which("wrk"):
+        print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
+        return 2
+    names = [n for n in args.only.split(",") if n and n != "healthz"]
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        env = {"CONTENT_DIR": str(ROOT / "content"), "DATA_DIR": str(tmp / "data")}
+        if os.environ.get("DATABASE_URL"):
+            env["DATABASE_URL"] = os.environ["DATABASE_URL"]
+        server = LiveServer(env, log_path=tmp / "server.log").start()
+        try:
+            rows = measure(
+                server.url,
+                names,
+                seconds=args.seconds,
+                connections=args.connections,
+                rounds=args.rounds,
+                tmp=tmp,
+            )
+            stored = _stored_attempts(tmp / "data" / "backprop.db")
+        finally:
+            server.stop()
+    backend = "PostgreSQL" if os.environ.get("DATABASE_URL") else "SQLite"
+    report(
+        rows,
+        title=f"{backend}: {args.connections} connections, {args.seconds}s per run, median of "
+        f"{args.rounds} rounds, 1 uvicorn worker",
+    )
+    if stored is not None:
+        print(f"attempts stored in the SQLite file at the end: {stored}")
+    if args.json:
+        args.json.write_text(json.dumps([{**r.__dict__, "ratio": q} for r, q in rows], indent=2))
+    return 0
+
+
+def _stored_attempts(path: Path) -> int | None:
+    if not path.exists():
+        return None
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT count(*) FROM quiz_attempts").fetchone()[0]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""Helpers for the accounts tests: register, log in, answer a quiz, scrape a CSRF token."""
+
+from __future__ import annotations
+
+import re
+
+SEED = "dl-intro-neural-networks"
+PASSWORD = "correct horse battery"
+
+
+def register(client, username: str, password: str = PASSWORD) -> dict:
+    response = client.post("/api/auth/register", json={"username": username, "password": password})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def token(client, username: str, password: str = PASSWORD) -> str:
+    response = client.post("/api/auth/token", data={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    return response.json()["access_token"]
+
+
+def bearer(access_token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {access_token}"}
+
+
+def learner(client, username: str, password: str = PASSWORD) -> dict[str, str]:
+    """Register and return bearer headers for a new learner."""
+    register(client, username, password)
+    return bearer(token(client, username, password))
+
+
+def csrf(client, path: str = "/login") -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).text).group(1)
+
+
+def browser_login(client, username: str, password: str = PASSWORD):
+    return client.post(
+        "/login",
+        data={"username": username, "password": password, "csrf_token": csrf(client)},
+        follow_redirects=False,
+    )
+
+
+def answers(quiz, *, right: int) -> dict[str, str]:
+    """The first `right` questions answered right, the rest with a wrong option."""
+    chosen = {}
+    for i, question in enumerate(quiz.questions):
+        option = (
+            question.correct_option
+            if i < right
+            else next(o for o in question.options if not o.correct)
+        )
+        chosen[question.id] = option.id
+    return chosen

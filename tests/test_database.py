@@ -1,0 +1,167 @@
+"""The database: migrations agree with the models, go up and down, SQLite is tuned, CLI works."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from app.db import Database, begin_write, commit, current_revision, downgrade, make_engine, upgrade
+from app.models import Base
+
+ROOT = Path(__file__).resolve().parent.parent
+TABLES = {
+    "users", "sessions", "api_tokens", "login_failures", "quiz_attempts", "attempt_answers",
+    "lesson_progress",
+}  # fmt: skip
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+def table_names(engine) -> set[str]:
+    return set(sa.inspect(engine).get_table_names()) - {"alembic_version"}
+
+
+def test_upgrade_on_an_empty_database_leaves_no_autogenerate_diff(engine):
+    upgrade(engine)
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(context, Base.metadata)
+    assert diff == []
+    assert table_names(engine) == TABLES
+
+
+def test_migrations_go_down_to_nothing_and_up_again(engine):
+    upgrade(engine)
+    assert current_revision(engine) == "0001"
+    downgrade(engine, "base")
+    assert table_names(engine) == set() and current_revision(engine) is None
+    upgrade(engine)
+    assert table_names(engine) == TABLES and current_revision(engine) == "0001"
+    upgrade(engine)  # idempotent
+
+
+def test_every_migration_file_is_dated_and_revertable():
+    files = sorted((ROOT / "alembic" / "versions").glob("*.py"))
+    assert files
+    for path in files:
+        assert path.name[:11].replace("_", "").isdigit(), path.name  # YYYY_MM_DD_...
+        text = path.read_text()
+        assert "def downgrade() -> None:" in text and "Create Date:" in text
+        assert "app.models" not in text  # static: never imports the live models
+
+
+def test_the_app_upgrades_its_database_at_startup(make_app, database_url):
+    make_app()
+    engine = make_engine(database_url)
+    try:
+        assert current_revision(engine) == "0001"
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_connections_get_wal_normal_sync_foreign_keys_and_a_busy_timeout(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        with engine.connect() as conn:
+            pragma = lambda name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()  # noqa: E731
+            assert pragma("journal_mode") == "wal"
+            assert pragma("synchronous") == 1  # NORMAL
+            assert pragma("foreign_keys") == 1
+            assert pragma("busy_timeout") >= 5000
+    finally:
+        engine.dispose()
+
+
+def test_write_sessions_begin_immediate_and_wait_instead_of_failing(tmp_path):
+    """Readers-then-writers under contention: with BEGIN IMMEDIATE every one of them commits."""
+    db = Database.open(f"sqlite:///{tmp_path / 'c.db'}")
+    upgrade(db.engine)
+    statements: list[str] = []
+    sa.event.listen(
+        db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]) if "BEGIN" in a[2]
+        else None,
+    )  # fmt: skip
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO users (username, username_key, password_hash, role, created_at) "
+            "VALUES ('u', 'u', 'x', 'learner', '2026-01-01 00:00:00')"
+        )
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            for _ in range(25):
+                with db.session() as session:
+                    begin_write(session)
+                    count = session.execute(sa.text("SELECT count(*) FROM login_failures"))
+                    session.execute(
+                        sa.text(
+                            "INSERT INTO login_failures (username_key, address, created_at) "
+                            "VALUES (:k, 'a', '2026-01-01 00:00:00')"
+                        ),
+                        {"k": f"n{count.scalar()}"},
+                    )
+                    commit(session)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with db.engine.connect() as conn:
+        total = conn.exec_driver_sql("SELECT count(*) FROM login_failures").scalar()
+        distinct = conn.exec_driver_sql(
+            "SELECT count(DISTINCT username_key) FROM login_failures"
+        ).scalar()
+    db.close()
+    assert errors == []
+    assert total == distinct == 100  # serialised: every reader saw the previous writer's row
+    assert "BEGIN IMMEDIATE" in statements
+
+
+def run_cli(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        input=stdin, capture_output=True, text=True, env={**os.environ, **env}, cwd=ROOT,
+        timeout=120,
+    )  # fmt: skip
+
+
+def test_cli_db_upgrade_and_user_create(tmp_path, database_url, make_app):
+    from fastapi.testclient import TestClient
+
+    env = {"DATA_DIR": str(tmp_path / "cli-data"), "DATABASE_URL": database_url}
+    result = run_cli("db", "upgrade", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "revision 0001" in result.stdout
+    result = run_cli(
+        "user", "create", "prof", "--role", "instructor", "--password-stdin",
+        env=env, stdin="a long password\n",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "created instructor 'prof'" in result.stdout
+    again = run_cli("user", "create", "PROF", "--password-stdin", env=env, stdin="another one\n")
+    assert again.returncode == 1 and "taken" in again.stderr
+    short = run_cli("user", "create", "x", "--password-stdin", env=env, stdin="pw\n")
+    assert short.returncode == 2
+    with TestClient(make_app()) as client:
+        response = client.post(
+            "/api/auth/token", data={"username": "prof", "password": "a long password"}
+        )
+        headers = {"Authorization": f"Bearer {response.json()['access_token']}"}
+        assert client.get("/api/me", headers=headers).json()["role"] == "instructor"
