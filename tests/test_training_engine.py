@@ -138,7 +138,8 @@ def test_each_2d_set_is_learnable_at_its_default_noise(dataset, hidden, epochs, 
     assert result["test_accuracy"] >= threshold
     boundary = result["decision_boundary"]
     assert len(boundary["grid"]) == len(boundary["grid"][0]) == 48
-    assert {c for row in boundary["grid"] for c in row} == set(range(3 if dataset == "spiral" else 2))
+    classes = 3 if dataset == "spiral" else 2
+    assert {c for row in boundary["grid"] for c in row} == set(range(classes))
 
 
 @pytest.mark.parametrize("name", DATASETS)
