@@ -94,6 +94,16 @@ def test_momentum_accumulates_velocity():
     assert np.allclose(net.params, start - 0.1 * g1 - (0.9 * 0.1 * g1 + 0.1 * g2))
 
 
+def test_the_loss_recorded_while_training_is_the_cross_entropy():
+    config = {"dataset": "spiral", "hidden_layers": [6], "epochs": 1, "batch_size": None}
+    data = load_dataset("spiral")
+    fresh = Network([2, 6, 3], seed=0)
+    row = train(config)["history"][0]  # one full batch: recorded before its only step
+    assert row["loss"] == pytest.approx(fresh.loss(data.x_train, data.y_train), rel=1e-5)
+    predicted = fresh.predict(data.x_train)
+    assert row["train_accuracy"] == pytest.approx(np.mean(predicted == data.y_train))
+
+
 def test_softmax_cross_entropy_stays_finite_for_huge_logits():
     logits = np.array([[1e4, 0.0, -1e4]], dtype=np.float32)
     assert math.isfinite(cross_entropy(logits, np.array([2])))
