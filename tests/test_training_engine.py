@@ -223,3 +223,14 @@ def test_bad_playground_query_values_fall_back_to_defaults_with_a_reason():
     assert values["epochs"] == 30 and values["hidden_layers"] == [128, 64] and values["seed"] == 7
     assert any(p.startswith("epochs:") for p in problems)
     assert any(p.startswith("hidden_layers") for p in problems)
+
+
+def test_backprop_train_shows_progress_and_a_summary(capsys):
+    from app.cli import main
+
+    code = main(["train", "--dataset", "moons", "--hidden-layers", "16", "--epochs", "5"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert "epoch 5/5 [" in err and "completed: moons, layers [2, 16, 2]" in out
+    assert main(["train", "--epochs", "0"]) == 2
+    assert "epochs:" in capsys.readouterr().err
