@@ -94,6 +94,16 @@ def test_momentum_accumulates_velocity():
     assert np.allclose(net.params, start - 0.1 * g1 - (0.9 * 0.1 * g1 + 0.1 * g2))
 
 
+def test_the_loss_recorded_while_training_is_the_cross_entropy():
+    config = {"dataset": "spiral", "hidden_layers": [6], "epochs": 1, "batch_size": None}
+    data = load_dataset("spiral")
+    fresh = Network([2, 6, 3], seed=0)
+    row = train(config)["history"][0]  # one full batch: recorded before its only step
+    assert row["loss"] == pytest.approx(fresh.loss(data.x_train, data.y_train), rel=1e-5)
+    predicted = fresh.predict(data.x_train)
+    assert row["train_accuracy"] == pytest.approx(np.mean(predicted == data.y_train))
+
+
 def test_softmax_cross_entropy_stays_finite_for_huge_logits():
     logits = np.array([[1e4, 0.0, -1e4]], dtype=np.float32)
     assert math.isfinite(cross_entropy(logits, np.array([2])))
@@ -138,9 +148,8 @@ def test_each_2d_set_is_learnable_at_its_default_noise(dataset, hidden, epochs, 
     assert result["test_accuracy"] >= threshold
     boundary = result["decision_boundary"]
     assert len(boundary["grid"]) == len(boundary["grid"][0]) == 48
-    assert {c for row in boundary["grid"] for c in row} == set(
-        range(3 if dataset == "spiral" else 2)
-    )
+    classes = 3 if dataset == "spiral" else 2
+    assert {c for row in boundary["grid"] for c in row} == set(range(classes))
 
 
 @pytest.mark.parametrize("name", DATASETS)
@@ -214,3 +223,14 @@ def test_bad_playground_query_values_fall_back_to_defaults_with_a_reason():
     assert values["epochs"] == 30 and values["hidden_layers"] == [128, 64] and values["seed"] == 7
     assert any(p.startswith("epochs:") for p in problems)
     assert any(p.startswith("hidden_layers") for p in problems)
+
+
+def test_backprop_train_shows_progress_and_a_summary(capsys):
+    from app.cli import main
+
+    code = main(["train", "--dataset", "moons", "--hidden-layers", "16", "--epochs", "5"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert "epoch 5/5 [" in err and "completed: moons, layers [2, 16, 2]" in out
+    assert main(["train", "--epochs", "0"]) == 2
+    assert "epochs:" in capsys.readouterr().err

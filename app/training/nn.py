@@ -27,12 +27,21 @@ ACTIVATIONS: tuple[str, ...] = ("relu", "sigmoid", "tanh")
 INITS: tuple[str, ...] = ("he", "xavier", "lesson")
 
 
-def softmax(z: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of `z` (m, k), in place: subtract the row max, exponentiate, normalise."""
+def softmax(z: np.ndarray, y: np.ndarray | None = None) -> tuple[np.ndarray, float, int]:
+    """Row-wise softmax of `z` (m, k), in place: subtract the row max, exponentiate, normalise.
+
+    With labels `y` (m,) it also returns, nearly for free, the summed cross-entropy
+    `sum(log(sum(exp(z))) - z[y])` and how many rows rank their label first.
+    """
     z -= z.max(axis=1, keepdims=True)
+    true = z[np.arange(len(y)), y] if y is not None else None  # 0 where the label scores highest
     np.exp(z, out=z)
-    z /= z.sum(axis=1, keepdims=True)
-    return z
+    total = z.sum(axis=1, keepdims=True)
+    z /= total
+    if true is None:
+        return z, 0.0, 0
+    loss = float(np.log(total).sum(dtype=np.float64) - true.sum(dtype=np.float64))
+    return z, loss, int(np.count_nonzero(true == 0))
 
 
 def cross_entropy(logits: np.ndarray, y: np.ndarray) -> float:
@@ -146,11 +155,16 @@ class Network:
             current = z
         return acts
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        """Class probabilities (m, n_classes) for x (m, n_in); keeps activations for backward."""
+    def forward(self, x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+        """Class probabilities (m, n_classes) for x (m, n_in); keeps activations for backward.
+
+        Given the labels y (m,), also sets `batch_loss` (summed cross-entropy) and
+        `batch_correct` (rows whose label scores highest) for this batch.
+        """
         acts = self.logits(x)
         self._x = x
-        return softmax(acts[-1])
+        probabilities, self.batch_loss, self.batch_correct = softmax(acts[-1], y)
+        return probabilities
 
     def backward(self, y: np.ndarray) -> np.ndarray:
         """Gradients of the mean cross-entropy for labels y (m,) into `self.grads`, after `forward`.
@@ -189,9 +203,9 @@ class Network:
 
     def train_batch(
         self, x: np.ndarray, y: np.ndarray, learning_rate: float, momentum: float = 0.0
-    ):
+    ) -> None:
         """One step of (mini-batch) gradient descent on x (m, n_in), labels y (m,)."""
-        self.forward(x)
+        self.forward(x, y)
         self.backward(y)
         self.step(learning_rate, momentum)
 
@@ -202,9 +216,3 @@ class Network:
     def predict(self, x: np.ndarray) -> np.ndarray:
         """The most probable class (m,) for each row of x (m, n_in)."""
         return self.logits(x)[-1].argmax(axis=1)
-
-    def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float, np.ndarray]:
-        """Loss, accuracy and predictions (m,) on one labelled set, from a single forward pass."""
-        logits = self.logits(x)[-1]
-        predictions = logits.argmax(axis=1)
-        return cross_entropy(logits, y), float(np.mean(predictions == y)), predictions

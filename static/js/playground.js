@@ -14,7 +14,8 @@
   const hiddenError = $("f-hidden-error");
   const FEATURES = { digits: 64, xor: 2, circles: 2, moons: 2, spiral: 2 };
   const CLASSES = { digits: 10, xor: 2, circles: 2, moons: 2, spiral: 3 };
-  const defaultNoise = JSON.parse(form.dataset.defaultNoise || "{}");
+  // (form.dataset is the select named "dataset", not the data-* map, so read the attribute.)
+  const defaultNoise = JSON.parse(form.getAttribute("data-default-noise") || "{}");
   let controller = null;
   let chart = null;
   let chartData = [[], [], [], []];
