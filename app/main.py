@@ -85,8 +85,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")
     install_error_handlers(app)
 
-    app.include_router(lessons_api)
+    @app.get("/healthz", tags=["meta"], summary="Liveness probe")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    # Routes match in order: the busiest pages first.
     app.include_router(lesson_pages)
+    app.include_router(lessons_api)
     app.include_router(quizzes_api)
     app.include_router(quiz_pages)
     app.include_router(training_api)
@@ -118,10 +123,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-    @app.get("/healthz", tags=["meta"], summary="Liveness probe")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
 
     @app.get("/docs", include_in_schema=False)
     async def docs(request: Request) -> HTMLResponse:
