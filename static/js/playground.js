@@ -225,7 +225,6 @@
         td.textContent = String(count);
         if (i === j) td.classList.add("diag");
         td.style.setProperty("--w", (i === j ? share * 0.85 : Math.min(1, share * 3) * 0.85).toFixed(3));
-        if ((i === j ? share : share * 3) > 0.55) td.classList.add("strong");
         td.title = `true ${i}, predicted ${j}: ${count}`;
       });
     });
