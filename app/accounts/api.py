@@ -17,6 +17,7 @@ from ..deps import (
     SettingsDep,
     oauth2_scheme,
 )
+from ..lessons.schemas import UNPARSABLE_BODY
 from . import progress as progress_service
 from . import service
 from .schemas import (
@@ -54,7 +55,11 @@ def throttled(exc: service.Throttled) -> HTTPException:
     "/auth/register",
     status_code=201,
     response_model=UserCreated,
-    responses={409: {"model": ErrorBody, "description": "Username taken"}, **INVALID},
+    responses={
+        409: {"model": ErrorBody, "description": "Username taken"},
+        **INVALID,
+        **UNPARSABLE_BODY,
+    },
     summary="Create a learner account",
 )
 def register(body: RegisterIn, session: SessionDep) -> UserCreated:

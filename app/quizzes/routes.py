@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse
 from ..accounts.progress import NoSuchUser, record_attempt
 from ..content import Lesson
 from ..deps import LessonDep, SettingsDep
-from ..lessons.schemas import ErrorBody
+from ..lessons.schemas import UNPARSABLE_BODY, ErrorBody
 from ..security import CSRF_FIELD, csrf_ok
 from ..web import render
 from .deps import Learner, LearnerDep
@@ -85,6 +85,7 @@ async def get_quiz(
     summary="Grade answers to a lesson's quiz",
     responses={
         **UNAUTHORIZED,
+        **UNPARSABLE_BODY,
         404: {"model": ErrorBody, "description": "No such lesson, or it has no quiz"},
         413: {"model": ErrorBody, "description": "Request body too large"},
     },

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from ..config import Settings
+from ..lessons.schemas import UNPARSABLE_BODY
 from ..web import render
 from .datasets import DEFAULT_NOISE
 from .pool import Busy, TrainingPool, WorkerFailed
@@ -29,6 +30,7 @@ RETRY_AFTER = 5
 BOUNDARY_FRAMES = 40
 
 ERRORS: dict[int | str, dict[str, Any]] = {
+    **UNPARSABLE_BODY,
     422: {"description": "A field out of bounds (named in `detail`), or too much work"},
     429: {"description": "Every training process is busy; retry after `Retry-After` seconds"},
 }
