@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 
+from ..content.loader import ID_PATTERN
 from ..deps import (
     SESSION_COOKIE,
     CourseDep,
@@ -171,6 +172,8 @@ def my_attempts(
     session: SessionDep,
     lesson_id: Annotated[str | None, Query(max_length=100)] = None,
 ) -> list[dict]:
+    if lesson_id is not None and not ID_PATTERN.fullmatch(lesson_id):
+        return []  # no lesson can have that id (and PostgreSQL refuses NUL in text)
     attempts = progress_service.list_attempts(session, user_id=user.id, lesson_id=lesson_id)
     return [service.attempt_dict(a) for a in attempts]
 

@@ -46,7 +46,9 @@ class Throttled(Exception):
 
 
 def username_key(username: str) -> str:
-    return username.strip().lower()[:256]
+    """The case-insensitive lookup key. NUL, which no username may contain and PostgreSQL refuses
+    in text, becomes U+FFFD so that a login attempt with it is simply a wrong one."""
+    return username.strip().lower()[:256].replace("\x00", "\ufffd")
 
 
 def credential_problem(username: str, password: str) -> str | None:
