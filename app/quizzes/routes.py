@@ -7,6 +7,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
 from ..accounts.progress import NoSuchUser, record_attempt
+from ..config import Settings
 from ..content import Lesson
 from ..deps import LessonDep, SettingsDep
 from ..lessons.schemas import ErrorBody
@@ -46,20 +47,28 @@ async def stored(request: Request, learner: Learner, result: Grade) -> int | Non
     return await run_in_threadpool(store, request, learner, result)
 
 
+NO_QUIZ = {404: {"model": ErrorBody, "description": "No such lesson, or it has no quiz"}}
+
+
 def require_quiz(lesson: Lesson):
     if lesson.quiz is None:
         raise HTTPException(status_code=404, detail=f"lesson {lesson.id!r} has no knowledge check")
     return lesson.quiz
 
 
+def grade_or_422(lesson: Lesson, answers: dict[str, str | None], settings: Settings) -> Grade:
+    """Grade a submission; one that names unknown or mismatched ids is a 422 saying which."""
+    try:
+        return grade_lesson(lesson, answers, default_pass=settings.pass_percent)
+    except AnswerError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+
+
 @api.get(
     "/{lesson_id}/quiz",
     response_model=QuizOut,
     summary="A lesson's quiz, options in this learner's order, without answers",
-    responses={
-        **UNAUTHORIZED,
-        404: {"model": ErrorBody, "description": "No such lesson, or it has no quiz"},
-    },
+    responses={**UNAUTHORIZED, **NO_QUIZ},
 )
 async def get_quiz(
     request: Request, lesson: LessonDep, learner: LearnerDep, settings: SettingsDep
@@ -85,7 +94,7 @@ async def get_quiz(
     summary="Grade answers to a lesson's quiz",
     responses={
         **UNAUTHORIZED,
-        404: {"model": ErrorBody, "description": "No such lesson, or it has no quiz"},
+        **NO_QUIZ,
         413: {"model": ErrorBody, "description": "Request body too large"},
     },
 )
@@ -98,10 +107,7 @@ async def submit_attempt(
 ) -> AttemptOut:
     """Graded for everyone; stored (with `attempt_id`) for a signed-in learner."""
     require_quiz(lesson)
-    try:
-        result = grade_lesson(lesson, body.answers, default_pass=settings.pass_percent)
-    except AnswerError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from None
+    result = grade_or_422(lesson, body.answers, settings)
     return AttemptOut.of(result, attempt_id=await stored(request, learner, result))
 
 
@@ -125,10 +131,7 @@ async def submit_form(
         if not isinstance(value, str):
             raise HTTPException(status_code=422, detail=f"answer to {key!r} must be an option id")
         answers[key] = value
-    try:
-        result = grade_lesson(lesson, answers, default_pass=settings.pass_percent)
-    except AnswerError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from None
+    result = grade_or_422(lesson, answers, settings)
     attempt_id = await stored(request, learner, result)
     return render(
         request,
