@@ -86,8 +86,11 @@ def record_attempts(
     """
     begin_write(session)
     try:
+        conn = session.connection()  # Core statements straight on the connection: no ORM cost
         users = {user_id for user_id, _ in entries}
-        existing = set(session.scalars(select(User.id).where(User.id.in_(users))))
+        existing = set(
+            conn.scalars(select(User.__table__.c.id).where(User.__table__.c.id.in_(users)))
+        )
         kept = [(i, user_id, grade) for i, (user_id, grade) in enumerate(entries)
                 if user_id in existing]  # fmt: skip
         results: list[int | NoSuchUser] = [NoSuchUser(user_id) for user_id, _ in entries]
@@ -98,8 +101,8 @@ def record_attempts(
         pairs = sorted({(user_id, grade.lesson_id) for _, user_id, grade in kept})
         dialect = session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        session.execute(
-            insert(LessonProgress)
+        conn.execute(
+            insert(LessonProgress.__table__)
             .values([
                 {"user_id": u, "lesson_id": lesson, "status": "in_progress", "attempts": 0,
                  "started_at": now, "updated_at": now}
@@ -108,7 +111,7 @@ def record_attempts(
             .on_conflict_do_nothing(index_elements=["user_id", "lesson_id"])
         )  # fmt: skip
         table = LessonProgress.__table__
-        locked = session.execute(
+        locked = conn.execute(
             select(table)
             .where(
                 table.c.user_id.in_({u for u, _ in pairs}),
@@ -132,12 +135,14 @@ def record_attempts(
                 row["best_percent"] = percent
             if grade.passed and row["status"] != "completed":
                 row["status"], row["completed_at"] = "completed", now
-        ids = session.scalars(
-            insert(QuizAttempt).returning(QuizAttempt.id, sort_by_parameter_order=True),
+        # table-level (Core) inserts: the ORM's bulk machinery costs more than the statements
+        attempts_table = QuizAttempt.__table__
+        ids = conn.scalars(
+            attempts_table.insert().returning(attempts_table.c.id, sort_by_parameter_order=True),
             attempt_rows,
         ).all()
-        session.execute(
-            insert(AttemptAnswer),
+        conn.execute(
+            AttemptAnswer.__table__.insert(),
             [
                 {"attempt_id": attempt_id, "position": position, "question_id": r.question_id,
                  "selected_option_id": r.selected_option_id,
@@ -146,7 +151,7 @@ def record_attempts(
                 for position, r in enumerate(grade.results)
             ],
         )  # fmt: skip
-        session.execute(
+        conn.execute(
             update(table)
             .where(table.c.user_id == bindparam("k_user"))
             .where(table.c.lesson_id == bindparam("k_lesson"))

@@ -94,20 +94,24 @@ class AttemptWriter:
                 return
             log.exception("storing a quiz attempt failed")
             results = [exc]
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, object]]] = {}
         for job, result in zip(batch, results, strict=True):
+            by_loop.setdefault(job.loop, []).append((job.future, result))
+        for loop, settled in by_loop.items():  # one wake-up per loop, not one per attempt
             try:
-                job.loop.call_soon_threadsafe(_settle, job.future, result)
+                loop.call_soon_threadsafe(_settle_all, settled)
             except RuntimeError:  # that event loop has closed: nobody is waiting any more
                 pass
 
 
-def _settle(future: asyncio.Future, result: int | BaseException) -> None:
-    if future.done():  # the client went away; the attempt is stored all the same
-        return
-    if isinstance(result, BaseException):
-        future.set_exception(result)
-    else:
-        future.set_result(result)
+def _settle_all(settled: list[tuple[asyncio.Future, object]]) -> None:
+    for future, result in settled:
+        if future.done():  # the client went away; the attempt is stored all the same
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
 
 
 __all__ = ["AttemptWriter", "NoSuchUser"]
