@@ -57,6 +57,77 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+def _hidden_layers(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError("use comma-separated whole numbers, e.g. 128,64") from None
+
+
+def _batch_size(text: str) -> int | None:
+    if text.strip().lower() == "full":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("a whole number, or 'full'") from None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train the playground's network here, with the same engine and bounds as POST /train."""
+    import json
+    import time
+
+    from pydantic import ValidationError
+
+    from .training.runner import train
+    from .training.schemas import TrainRequest
+
+    fields = ("dataset", "hidden_layers", "activation", "epochs", "learning_rate", "batch_size")
+    fields += ("momentum", "init", "seed", "noise")
+    given = {f: getattr(args, f) for f in fields if getattr(args, f) is not _UNSET}
+    try:
+        request = TrainRequest(**given)
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"])
+            print(f"backprop train: {where + ': ' if where else ''}{error['msg']}", file=sys.stderr)
+        return 2
+    epochs, width, started = request.epochs, 30, time.perf_counter()
+
+    def progress(row: dict, _boundary: object) -> None:
+        done = row["epoch"] / epochs
+        bar = "#" * int(done * width) + "." * (width - int(done * width))
+        loss = "not finite" if row["loss"] is None else f"{row['loss']:.4f}"
+        print(
+            f"\repoch {row['epoch']:>{len(str(epochs))}}/{epochs} [{bar}] loss {loss} "
+            f"train {row['train_accuracy']:.1%} test {row['test_accuracy']:.1%} "
+            f"{time.perf_counter() - started:5.1f}s",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    result = train(request.model_dump(), on_epoch=progress)
+    print(file=sys.stderr)
+    if args.json:
+        print(json.dumps(result, allow_nan=False))
+    else:
+        cfg = result["config"]
+        print(
+            f"{result['status']}: {cfg['dataset']}, layers {cfg['layer_sizes']}, "
+            f"{cfg['activation']}, {len(result['history'])} epoch(s)\n"
+            f"train accuracy {result['train_accuracy']:.2%}, "
+            f"test accuracy {result['test_accuracy']:.2%}\n"
+            f"{result['duration_seconds']:.2f} s, "
+            f"{result['samples_per_second']:,.0f} training samples/s"
+        )
+    return 0 if result["status"] == "completed" else 1
+
+
+_UNSET = object()
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     """Bring the database (DATABASE_URL, else the SQLite file in DATA_DIR) to Alembic head."""
     from .config import get_settings
@@ -119,6 +190,30 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("directory", nargs="?", help="content folder (default: CONTENT_DIR)")
     check.set_defaults(func=cmd_check)
 
+    train = sub.add_parser(
+        "train",
+        help="train the playground's network in this terminal (same engine and bounds as /train)",
+    )
+    train.set_defaults(func=cmd_train)
+    train.add_argument("--dataset", default=_UNSET, help="digits (default), xor, circles, ...")
+    train.add_argument(
+        "--hidden-layers",
+        dest="hidden_layers",
+        type=_hidden_layers,
+        default=_UNSET,
+        metavar="128,64",
+    )
+    train.add_argument("--activation", default=_UNSET, help="relu (default), sigmoid or tanh")
+    train.add_argument("--epochs", type=int, default=_UNSET, help="default 30")
+    train.add_argument("--learning-rate", dest="learning_rate", type=float, default=_UNSET)
+    train.add_argument(
+        "--batch-size", dest="batch_size", type=_batch_size, default=_UNSET, metavar="N|full"
+    )
+    train.add_argument("--momentum", type=float, default=_UNSET)
+    train.add_argument("--init", default=_UNSET, help="he (default), xavier or lesson")
+    train.add_argument("--seed", type=int, default=_UNSET)
+    train.add_argument("--noise", type=float, default=_UNSET, help="2-D datasets only")
+    train.add_argument("--json", action="store_true", help="print the full result as JSON")
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_upgrade = db_sub.add_parser("upgrade", help="apply migrations (the server does it too)")

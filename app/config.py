@@ -31,8 +31,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     token_days: int = Field(default=30, ge=1)
     session_days: int = Field(default=14, ge=1)
-    #: Upper bound on epochs × training samples × parameters for one /train run (about 15 s here).
-    train_work_budget: float = 3.0e11
+    #: Upper bound on epochs × training samples × parameters for one /train run, as estimated by
+    #: app.training.runner.estimate_work: about 1e-10 s per unit here, so 1e11 is 10-15 s.
+    train_work_budget: float = Field(default=1.0e11, gt=0)
     train_workers: int = Field(default=0, ge=0, description="0 means one per CPU core")
     train_queue: int = Field(default=2, ge=0)
     templates_dir: Path = PROJECT_ROOT / "templates"

@@ -26,15 +26,22 @@ from .quizzes.routes import api as quizzes_api
 from .quizzes.routes import pages as quiz_pages
 from .quizzes.service import pass_percent_for
 from .security import SecurityMiddleware
+from .training.query import playground_query
+from .training.routes import api as training_api
+from .training.routes import close_pool
+from .training.routes import pages as training_pages
 from .web import install_error_handlers, make_templates, render
 
 log = logging.getLogger("backprop")
+
+#: The seed lesson's SimpleNeuralNetwork([784, 128, 64, 10]), on the digits we can ship offline.
+LESSON_NETWORK = {"dataset": "digits", "hidden_layers": [128, 64]}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Load and render the course once, then wire the routers; nothing is parsed per request."""
     settings = settings or get_settings()
-    course = load_course(settings.content_dir)
+    course = load_course(settings.content_dir, cache_dir=settings.data_dir / "cache" / "lessons")
     log_problems(course)
     log.info("serving %d lesson(s) from %s", len(course.lessons), settings.content_dir)
 
@@ -44,18 +51,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     writer = AttemptWriter(db)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        """On shutdown: stop the training processes (if any started), close the database."""
         yield
         writer.close()
+        close_pool(app)
         db.close()
 
     app = FastAPI(
         title="Backprop",
-        lifespan=lifespan,
         summary="Lessons, server-graded quizzes and a live NumPy training service.",
         version="0.1.0",
         docs_url=None,
         redoc_url=None,
+        lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.course = course
@@ -69,7 +78,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         course,
         app.state.templates,
         pass_percent_for=lambda lesson: pass_percent_for(lesson, settings.pass_percent),
-        train_query_for=lambda lesson: "dataset=digits&hidden_layers=128,64",
+        train_query_for=lambda lesson: playground_query(
+            {**LESSON_NETWORK, **(lesson.playground or {})}
+        ),
     )
     secret = settings.resolved_secret_key()
     app.state.secret = secret
@@ -78,10 +89,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")
     install_error_handlers(app)
 
-    app.include_router(lessons_api)
+    @app.get("/healthz", tags=["meta"], summary="Liveness probe")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    # Routes match in order: the busiest pages first.
     app.include_router(lesson_pages)
+    app.include_router(lessons_api)
     app.include_router(quizzes_api)
     app.include_router(quiz_pages)
+    app.include_router(training_api)
+    app.include_router(training_pages)
     app.include_router(accounts_api)
     app.include_router(account_pages)
 
@@ -109,10 +127,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-    @app.get("/healthz", tags=["meta"], summary="Liveness probe")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
 
     @app.get("/docs", include_in_schema=False)
     async def docs(request: Request) -> HTMLResponse:

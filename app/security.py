@@ -76,6 +76,34 @@ def csrf_ok(secret: str, visitor: str | None, token: object) -> bool:
     )
 
 
+class VisitorState(dict):
+    """The request state, where `visitor` and `csrf_token` are worked out on first use.
+
+    Only responses that use them (pages with forms, the quiz) read or issue the visitor
+    cookie: /healthz, static files and most of the API never pay for it or set a cookie.
+    """
+
+    def __init__(self, initial: dict, *, scope: Scope, secret: str) -> None:
+        super().__init__(initial)
+        self.scope = scope
+        self.secret = secret
+        self.new_cookie: str | None = None
+
+    def __missing__(self, key: str) -> str:
+        if key == "visitor":
+            visitor = visitor_id(self.secret, read_cookie(self.scope, VISITOR_COOKIE))
+            if visitor is None:
+                visitor = secrets.token_urlsafe(16)[:22]
+                self.new_cookie = f"{visitor}.{sign(self.secret, visitor, 'visitor')}"
+            self[key] = visitor
+            return visitor
+        if key == "csrf_token":
+            token = csrf_token_for(self.secret, self["visitor"])
+            self[key] = token
+            return token
+        raise KeyError(key)
+
+
 class SecurityMiddleware:
     """Adds security headers, refuses bodies over `max_body_bytes` with 413, and issues the
     signed visitor cookie that keys guests' quiz order and CSRF tokens."""
@@ -99,14 +127,8 @@ class SecurityMiddleware:
                     await self._too_large(send)
                     return
 
-        visitor = visitor_id(self.secret, read_cookie(scope, VISITOR_COOKIE))
-        new_cookie = None
-        if visitor is None:
-            visitor = secrets.token_urlsafe(16)[:22]
-            new_cookie = f"{visitor}.{sign(self.secret, visitor, 'visitor')}"
-        state = scope.setdefault("state", {})
-        state["visitor"] = visitor
-        state["csrf_token"] = csrf_token_for(self.secret, visitor)
+        state = VisitorState(scope.get("state") or {}, scope=scope, secret=self.secret)
+        scope["state"] = state
         secure = scope.get("scheme") == "https"
 
         received = 0
@@ -125,8 +147,9 @@ class SecurityMiddleware:
                 headers = list(message.get("headers", []))
                 names = {k for k, _ in headers}
                 headers.extend((k, v) for k, v in HEADERS if k not in names)
-                if new_cookie:
-                    cookie = f"{VISITOR_COOKIE}={new_cookie}; Path=/; Max-Age=31536000; HttpOnly; "
+                if state.new_cookie:
+                    cookie = f"{VISITOR_COOKIE}={state.new_cookie}; Path=/; Max-Age=31536000; "
+                    cookie += "HttpOnly; "
                     cookie += "SameSite=Lax" + ("; Secure" if secure else "")
                     headers.append((b"set-cookie", cookie.encode()))
                 message["headers"] = headers

@@ -42,10 +42,25 @@ def make_templates(templates_dir: Path, static_dir: Path) -> jinja2.Environment:
     return env
 
 
+class _CsrfToken:
+    """The request's CSRF token, looked up only if a template prints it: pages without a form
+    then neither read nor issue the visitor cookie."""
+
+    __slots__ = ("request",)
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+
+    def __html__(self) -> str:
+        return self.request.state.csrf_token
+
+    __str__ = __html__
+
+
 def render_string(request: Request, name: str, context: dict[str, Any] | None = None) -> str:
     """A template rendered with the request's context (CSRF token, context processors)."""
     env: jinja2.Environment = request.app.state.templates
-    values = {"request": request, "csrf_token": request.state.csrf_token}
+    values = {"request": request, "csrf_token": _CsrfToken(request)}
     for processor in request.app.state.context_processors:
         values.update(processor(request))
     if context:

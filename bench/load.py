@@ -100,9 +100,22 @@ def guest_quiz_scenario(base: str) -> Scenario:
 
 
 #: name → builder(base_url) → Scenario. Other bench modules may add to this.
+def headers_lua(headers: dict[str, str]) -> str:
+    """A wrk script that sends these headers with every GET."""
+    return "".join(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}\n" for k, v in headers.items())
+
+
+def returning_visitor_scenario(base: str) -> Scenario:
+    """The lesson page for a browser that has been here before (it sends its visitor cookie)."""
+    cookie = httpx.get(f"{base}/lessons/{SEED}").cookies["bp_visitor"]
+    lua = headers_lua({"Cookie": f"bp_visitor={cookie}"})
+    return Scenario("lesson page", f"/lessons/{SEED}", lua)
+
+
 SCENARIOS: dict[str, Callable[[str], Scenario]] = {
     "healthz": lambda base: Scenario("healthz", "/healthz"),
-    "lesson": lambda base: Scenario("lesson page", f"/lessons/{SEED}"),
+    "lesson": returning_visitor_scenario,
+    "lesson-new": lambda base: Scenario("lesson page, new visitor", f"/lessons/{SEED}"),
     "lessons-api": lambda base: Scenario("lessons API", "/api/lessons"),
     "quiz": guest_quiz_scenario,
 }
@@ -193,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--only", default="lesson,lessons-api,quiz")
+    parser.add_argument("--only", default="lesson,lesson-new,lessons-api,quiz")
     parser.add_argument("--no-nginx", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)

@@ -288,3 +288,42 @@ def test_a_missing_content_folder_is_a_problem_not_a_crash(tmp_path):
     course = load_course(tmp_path / "nowhere")
     assert course.lessons == []
     assert "does not exist" in course.errors[0].message
+
+
+def test_the_render_cache_returns_the_same_lessons_and_misses_when_a_file_changes(
+    fixture_course, tmp_path
+):
+    cache = tmp_path / "cache"
+    fresh = load_course(fixture_course)
+    first = load_course(fixture_course, cache_dir=cache)
+    assert len(list(cache.glob("*.pickle"))) == 4
+    cached = load_course(fixture_course, cache_dir=cache)
+    assert cached.lessons == first.lessons == fresh.lessons
+    assert cached.problems == fresh.problems
+    lesson = fixture_course / "training" / "learning-rates.md"
+    lesson.write_text(lesson.read_text().replace("Warm-up, then decay.", "Cosine decay."))
+    edited = load_course(fixture_course, cache_dir=cache).get("learning-rates")
+    assert "Cosine decay." in edited.html
+    assert len(list(cache.glob("*.pickle"))) == 5
+
+
+def test_a_corrupt_cache_entry_is_a_miss(fixture_course, tmp_path):
+    cache = tmp_path / "cache"
+    load_course(fixture_course, cache_dir=cache)
+    for entry in cache.glob("*.pickle"):
+        entry.write_bytes(b"not a pickle")
+    course = load_course(fixture_course, cache_dir=cache)
+    assert course.errors == [] and len(course.lessons) == 4
+
+
+def test_a_playground_preset_is_kept_and_a_malformed_one_is_an_error(content_dir):
+    preset = "playground:\n  dataset: spiral\n  hidden_layers: [32, 32]\n"
+    write(content_dir, "ok.md", lesson(id="ok").replace("order: 0\n", "order: 0\n" + preset))
+    write(
+        content_dir, "bad.md", lesson(id="bad").replace("order: 0\n", "order: 0\nplayground: 3\n")
+    )
+    course = load_course(content_dir)
+    assert course.get("ok").playground == {"dataset": "spiral", "hidden_layers": [32, 32]}
+    (error,) = course.errors
+    assert (error.path, error.line) == ("bad.md", 6)
+    assert "field 'playground'" in error.message

@@ -147,3 +147,34 @@ def test_openapi_documents_the_lessons_api(client):
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/api/lessons", "/api/lessons/{lesson_id}", "/healthz"} <= paths.keys()
     assert "404" in paths["/api/lessons/{lesson_id}"]["get"]["responses"]
+
+
+def test_train_this_network_opens_the_playground_with_the_lessons_network(client):
+    page = client.get(f"/lessons/{SEED}").text
+    assert 'href="/playground?dataset=digits&amp;hidden_layers=128,64"' in page
+
+
+@pytest.mark.parametrize(
+    ("path", "sets_cookie"),
+    [
+        ("/healthz", False),
+        ("/api/lessons", False),
+        ("/static/css/site.css", False),
+        ("/", False),
+        (f"/lessons/{SEED}", True),
+        (f"/api/lessons/{SEED}/quiz", True),
+    ],
+)
+def test_only_responses_that_use_the_visitor_cookie_set_it(make_app, path, sets_cookie):
+    with TestClient(make_app()) as fresh:
+        response = fresh.get(path)
+    assert response.status_code == 200
+    assert ("bp_visitor=" in response.headers.get("set-cookie", "")) is sets_cookie
+
+
+def test_a_returning_visitor_keeps_their_cookie_and_is_not_issued_another(client):
+    first = client.get(f"/lessons/{SEED}")
+    assert "bp_visitor=" in first.headers["set-cookie"]
+    again = client.get(f"/lessons/{SEED}")
+    assert "set-cookie" not in again.headers
+    assert again.text == first.text

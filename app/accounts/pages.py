@@ -103,9 +103,18 @@ def _opened(db, user: User, lesson: Lesson) -> dict[str, Any] | None:
 async def lesson_slots(request: Request, lesson: Lesson) -> dict[str, str]:
     """A lesson page's status pill and "Mark as complete"; opening it marks it in_progress."""
     user = await user_of(request)
-    entry = None
-    if user is not None:
-        entry = await run_in_threadpool(_opened, request.app.state.db, user, lesson)
+    if user is None:  # a guest's slots depend only on the lesson: render them once
+        cache = getattr(request.app.state, "guest_lesson_slots", None)
+        if cache is None:
+            cache = request.app.state.guest_lesson_slots = {}
+        if lesson.id not in cache:
+            cache[lesson.id] = _render_lesson_slots(request, lesson, None)
+        return cache[lesson.id]
+    entry = await run_in_threadpool(_opened, request.app.state.db, user, lesson)
+    return _render_lesson_slots(request, lesson, entry)
+
+
+def _render_lesson_slots(request: Request, lesson: Lesson, entry: Any) -> dict[str, str]:
     context = {"lesson": lesson, "lesson_progress": entry}
     return {
         "lesson_status": render_string(request, "accounts/_lesson_status.html", context),

@@ -17,6 +17,7 @@ from typing import Any
 import frontmatter
 import yaml
 
+from .cache import RenderCache
 from .models import Course, Lesson, Option, Problem, Question, Quiz
 from .render import render_body, render_inline
 
@@ -242,6 +243,29 @@ def _integer(
     return value
 
 
+def _playground(meta: dict, lines: dict[str, int]) -> dict[str, Any] | None:
+    """The optional preset for "Train this network": /train fields, scalars or lists of ints."""
+    value = meta.get("playground")
+    if value is None:
+        return None
+    scalar = (str, int, float, bool)
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str)
+        and (
+            isinstance(v, scalar)
+            or v is None
+            or (isinstance(v, list) and all(isinstance(i, int) for i in v))
+        )
+        for k, v in value.items()
+    ):
+        raise ContentError(
+            "field 'playground' must map /train fields to values",
+            line=lines.get("playground"),
+            hint="for example 'playground: {dataset: digits, hidden_layers: [128, 64]}'",
+        )
+    return value
+
+
 def _question_ids(lesson_id: str, prompts: list[str]) -> list[str]:
     """Stable, opaque question ids: a hash of the prompt, so reordering keeps history valid."""
     ids: list[str] = []
@@ -434,6 +458,7 @@ def load_lesson(path: Path, rel: str) -> tuple[Lesson, list[Problem]]:
     order = _integer(meta, lines, "order", 0, -(10**6), 10**6)
     pass_percent = _integer(meta, lines, "passPercent", None, 0, 100)
     next_id = _identifier(meta, lines, "nextLessonId", required=False)
+    playground = _playground(meta, lines)
     assert lesson_id and title and section and order is not None
 
     body, drafts, heading_line = split_knowledge_check(source.body, source.body_line)
@@ -452,6 +477,7 @@ def load_lesson(path: Path, rel: str) -> tuple[Lesson, list[Problem]]:
         toc=toc,
         quiz=quiz,
         pass_percent=pass_percent,
+        playground=playground,
     )
     return lesson, warnings
 
@@ -467,8 +493,28 @@ def discover(content_dir: Path) -> list[tuple[Path, str]]:
     return sorted(found, key=lambda item: item[1])
 
 
-def load_course(content_dir: Path, *, display_root: Path | None = None) -> Course:
-    """Load every lesson under `content_dir`; bad files become Problems, never exceptions."""
+def _load_cached(path: Path, shown: str, cache: RenderCache | None) -> tuple[Lesson, list[Problem]]:
+    if cache is None:
+        return load_lesson(path, shown)
+    try:
+        key = cache.key(shown, path.read_bytes())
+    except OSError:
+        return load_lesson(path, shown)  # reports the read error with its hint
+    if (hit := cache.get(key)) is not None:
+        return hit
+    loaded = load_lesson(path, shown)
+    cache.put(key, loaded)
+    return loaded
+
+
+def load_course(
+    content_dir: Path, *, display_root: Path | None = None, cache_dir: Path | None = None
+) -> Course:
+    """Load every lesson under `content_dir`; bad files become Problems, never exceptions.
+
+    With `cache_dir`, rendered lessons are kept there between runs (see cache.py).
+    """
+    cache = RenderCache(cache_dir) if cache_dir else None
     problems: list[Problem] = []
     lessons: dict[str, Lesson] = {}
     if not content_dir.is_dir():
@@ -479,7 +525,7 @@ def load_course(content_dir: Path, *, display_root: Path | None = None) -> Cours
     for path, rel in discover(content_dir):
         shown = (display_root / rel).as_posix() if display_root else rel
         try:
-            lesson, warnings = load_lesson(path, shown)
+            lesson, warnings = _load_cached(path, shown, cache)
         except ContentError as exc:
             problems.append(Problem(shown, exc.line, exc.message, exc.hint))
             continue

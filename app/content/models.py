@@ -95,6 +95,8 @@ class Lesson:
     toc: tuple[TocEntry, ...]
     quiz: Quiz | None
     pass_percent: int | None = None
+    #: /train fields that preset the playground's "Train this network" link
+    playground: dict | None = None
 
     @property
     def question_count(self) -> int:

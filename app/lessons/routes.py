@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from ..accounts.pages import course_progress_context
-from ..deps import CourseDep, LessonDep, lesson_or_404
+from ..deps import CourseDep, LessonDep, lesson_or_404, user_of
 from ..quizzes.deps import get_learner
 from ..quizzes.service import present
 from ..web import render, render_string
@@ -36,6 +36,16 @@ async def course_page(request: Request, course: CourseDep) -> HTMLResponse:
     return render(request, "index.html", {"sections": course.sections(), **progress})
 
 
+async def user_nav(request: Request) -> str:
+    """The nav's user links; a guest's are the same for everyone, so rendered once."""
+    if await user_of(request) is None:
+        cached = getattr(request.app.state, "guest_nav", None)
+        if cached is None:
+            cached = request.app.state.guest_nav = render_string(request, "_user_nav.html")
+        return cached
+    return render_string(request, "_user_nav.html")
+
+
 async def lesson_page(request: Request) -> HTMLResponse:
     """Fill the pre-rendered page's slots: user bits, CSRF token, this learner's option order.
 
@@ -49,7 +59,7 @@ async def lesson_page(request: Request) -> HTMLResponse:
     for filler in state.lesson_slot_fillers:  # first: they may resolve the signed-in user
         filled = filler(request, lesson)
         values.update(await filled if inspect.isawaitable(filled) else filled)
-    values["user_nav"] = render_string(request, "_user_nav.html")
+    values["user_nav"] = await user_nav(request)
     if lesson.quiz:
         learner = await get_learner(request)
         for question in present(lesson.quiz, learner=learner, secret=state.secret):

@@ -6,6 +6,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
 from ..accounts.writer import NoSuchUser
+from ..config import Settings
 from ..content import Lesson
 from ..deps import LessonDep, OptionalUser, SettingsDep
 from ..lessons.schemas import ErrorBody
@@ -36,20 +37,28 @@ async def stored(request: Request, user_id: int | None, result: Grade) -> int | 
         raise HTTPException(401, "not signed in", headers={"WWW-Authenticate": "Bearer"}) from None
 
 
+NO_QUIZ = {404: {"model": ErrorBody, "description": "No such lesson, or it has no quiz"}}
+
+
 def require_quiz(lesson: Lesson):
     if lesson.quiz is None:
         raise HTTPException(status_code=404, detail=f"lesson {lesson.id!r} has no knowledge check")
     return lesson.quiz
 
 
+def grade_or_422(lesson: Lesson, answers: dict[str, str | None], settings: Settings) -> Grade:
+    """Grade a submission; one that names unknown or mismatched ids is a 422 saying which."""
+    try:
+        return grade_lesson(lesson, answers, default_pass=settings.pass_percent)
+    except AnswerError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+
+
 @api.get(
     "/{lesson_id}/quiz",
     response_model=QuizOut,
     summary="A lesson's quiz, options in this learner's order, without answers",
-    responses={
-        **UNAUTHORIZED,
-        404: {"model": ErrorBody, "description": "No such lesson, or it has no quiz"},
-    },
+    responses={**UNAUTHORIZED, **NO_QUIZ},
 )
 async def get_quiz(
     request: Request, lesson: LessonDep, learner: LearnerDep, settings: SettingsDep
@@ -75,7 +84,7 @@ async def get_quiz(
     summary="Grade answers to a lesson's quiz",
     responses={
         **UNAUTHORIZED,
-        404: {"model": ErrorBody, "description": "No such lesson, or it has no quiz"},
+        **NO_QUIZ,
         413: {"model": ErrorBody, "description": "Request body too large"},
     },
 )
@@ -88,10 +97,7 @@ async def submit_attempt(
 ) -> AttemptOut:
     """Graded for everyone; stored (with `attempt_id`) for a signed-in learner."""
     require_quiz(lesson)
-    try:
-        result = grade_lesson(lesson, body.answers, default_pass=settings.pass_percent)
-    except AnswerError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from None
+    result = grade_or_422(lesson, body.answers, settings)
     return AttemptOut.of(result, attempt_id=await stored(request, user and user.id, result))
 
 
@@ -115,10 +121,7 @@ async def submit_form(
         if not isinstance(value, str):
             raise HTTPException(status_code=422, detail=f"answer to {key!r} must be an option id")
         answers[key] = value
-    try:
-        result = grade_lesson(lesson, answers, default_pass=settings.pass_percent)
-    except AnswerError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from None
+    result = grade_or_422(lesson, answers, settings)
     attempt_id = await stored(request, learner.user_id, result)
     return render(
         request,

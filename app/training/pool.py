@@ -1,0 +1,244 @@
+"""Training off the web process: a small pool of worker processes, each talking over a pipe.
+
+NumPy holds the GIL between BLAS calls, so training in threads would stall every page request;
+each run goes to its own process instead. A worker streams `("epoch", row, boundary)` messages
+and then one `("result", body)` back; the web process can send `"stop"` at any time, which the
+worker notices within an epoch. At most `size` runs train at once, `queue` more may wait, and
+the rest are turned away with Busy (the route answers 429).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+from collections.abc import AsyncIterator
+from multiprocessing.connection import Connection
+from typing import Any
+
+log = logging.getLogger("backprop.training")
+
+
+class Busy(Exception):
+    """Every worker is training and the waiting line is full."""
+
+
+class WorkerFailed(RuntimeError):
+    """A worker died or raised while training."""
+
+
+def _worker_main(conn: Connection) -> None:
+    """A worker process: one BLAS thread, then runs (config, boundary_every) requests forever."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the server, which stops us
+    from threadpoolctl import threadpool_limits
+
+    from .datasets import load_dataset
+    from .runner import train
+
+    threadpool_limits(limits=1, user_api="blas")
+    load_dataset("digits")  # warm: import scikit-learn and read the images before a request waits
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError, KeyboardInterrupt):
+            return
+        if message is None:
+            return
+        if message == "stop":  # arrived after its run had already finished
+            continue
+        config, boundary_every = message
+        stop = False
+
+        def should_stop() -> bool:
+            nonlocal stop
+            while not stop and conn.poll():
+                stop = conn.recv() in ("stop", None)
+            return stop
+
+        def on_epoch(row: dict, boundary: list | None) -> None:
+            conn.send(("epoch", row, boundary))
+
+        try:
+            result = train(
+                config, on_epoch=on_epoch, should_stop=should_stop, boundary_every=boundary_every
+            )
+            conn.send(("result", result))
+        except (BrokenPipeError, OSError):
+            return
+        except Exception as exc:  # report, stay alive for the next run
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def _set_once(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class _Worker:
+    """One worker process and the parent's end of its pipe."""
+
+    def __init__(self) -> None:
+        ctx = multiprocessing.get_context("spawn")  # no fork of a threaded server
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(
+            target=_worker_main, args=(child,), name="backprop-train", daemon=True
+        )
+        self.process.start()
+        child.close()
+
+    async def recv(self) -> tuple:
+        """The next message, awaited without blocking the event loop."""
+        loop = asyncio.get_running_loop()
+        while not self.conn.poll():
+            ready = loop.create_future()
+            fd = self.conn.fileno()
+            loop.add_reader(fd, _set_once, ready)
+            try:
+                await ready
+            finally:
+                loop.remove_reader(fd)
+        try:
+            return self.conn.recv()
+        except (EOFError, OSError) as exc:
+            raise WorkerFailed("the training process exited") from exc
+
+    def alive(self) -> bool:
+        """True while the process runs."""
+        return self.process.is_alive()
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Ask the process to exit, then make sure it has."""
+        with contextlib.suppress(OSError):
+            self.conn.send(None)
+        self.process.join(timeout)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(timeout)
+        self.conn.close()
+
+
+class TrainingPool:
+    """Up to `size` worker processes (started on demand), a waiting line of `queue` requests."""
+
+    def __init__(self, size: int = 0, queue: int = 2) -> None:
+        self.size = size or os.cpu_count() or 1
+        self.queue = queue
+        self._slots = asyncio.Semaphore(self.size)
+        self._idle: list[_Worker] = []
+        self._all: set[_Worker] = set()
+        self._admitted = 0
+        self._running = 0
+        self._tasks: set[asyncio.Task] = set()
+
+    @property
+    def running(self) -> int:
+        """Runs holding a worker (ones still stopping included)."""
+        return self._running
+
+    def has_room(self) -> bool:
+        """Whether a run asked for now would be admitted (training or waiting)."""
+        return self._admitted < self.size + self.queue
+
+    def _take_worker(self) -> _Worker:
+        while self._idle:
+            worker = self._idle.pop()
+            if worker.alive():
+                return worker
+            self._discard(worker)
+        worker = _Worker()
+        self._all.add(worker)
+        return worker
+
+    def _discard(self, worker: _Worker) -> None:
+        self._all.discard(worker)
+        worker.close(timeout=0.5)
+
+    def _release(self, worker: _Worker | None, healthy: bool) -> None:
+        if worker is not None:
+            if healthy:
+                self._idle.append(worker)
+            else:
+                self._discard(worker)
+        self._running -= 1
+        self._slots.release()
+        self._admitted -= 1
+
+    async def _stop_and_release(self, worker: _Worker) -> None:
+        """Stop a run nobody is waiting for; the slot frees once its worker is idle again."""
+        healthy = False
+        try:
+            worker.conn.send("stop")
+            while True:
+                kind = (await asyncio.wait_for(worker.recv(), timeout=60))[0]
+                if kind in ("result", "error"):
+                    healthy = True
+                    break
+        except (Exception, asyncio.CancelledError):
+            healthy = False
+        finally:
+            self._release(worker, healthy)
+
+    async def stream(self, config: dict[str, Any], boundary_every: int = 0) -> AsyncIterator[tuple]:
+        """Run one training: yields ("epoch", row, boundary)... then ("result", body).
+
+        Raises Busy at once when there is no room. Closing or cancelling the iterator early
+        stops the run in its worker within an epoch.
+        """
+        if not self.has_room():
+            raise Busy()
+        self._admitted += 1
+        try:
+            await self._slots.acquire()
+        except BaseException:
+            self._admitted -= 1
+            raise
+        self._running += 1
+        worker: _Worker | None = None
+        finished = False
+        try:
+            worker = self._take_worker()
+            worker.conn.send((config, boundary_every))
+            while True:
+                message = await worker.recv()
+                if message[0] == "error":
+                    finished = True
+                    self._release(worker, healthy=True)
+                    raise WorkerFailed(message[1])
+                if message[0] == "result":
+                    finished = True
+                    self._release(worker, healthy=True)
+                yield message
+                if finished:
+                    return
+        except WorkerFailed:
+            if not finished:
+                finished = True
+                self._release(worker, healthy=False)
+            raise
+        finally:
+            if not finished:
+                if worker is None:
+                    self._release(None, healthy=False)
+                else:
+                    task = asyncio.get_running_loop().create_task(self._stop_and_release(worker))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+
+    async def run(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Run one training to the end and return its result body (Busy when there is no room)."""
+        async with contextlib.aclosing(self.stream(config)) as messages:
+            async for message in messages:
+                if message[0] == "result":
+                    return message[1]
+        raise WorkerFailed("the training process sent no result")
+
+    def close(self) -> None:
+        """Stop every worker process (on app shutdown)."""
+        for task in list(self._tasks):
+            task.cancel()
+        for worker in list(self._all):
+            self._discard(worker)
+        self._idle.clear()

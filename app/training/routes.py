@@ -1,0 +1,157 @@
+"""POST /train (JSON or Server-Sent Events) and the /playground page."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from ..config import Settings
+from ..web import render
+from .datasets import DEFAULT_NOISE
+from .pool import Busy, TrainingPool, WorkerFailed
+from .query import parse_playground_query, playground_query
+from .runner import estimate_work, full_config
+from .schemas import TrainRequest, TrainResult
+
+api = APIRouter(tags=["training"])
+pages = APIRouter(include_in_schema=False)
+
+#: Seconds a client turned away is asked to wait; most runs here finish well within it.
+RETRY_AFTER = 5
+#: Decision-boundary snapshots streamed over one run of a 2-D set.
+BOUNDARY_FRAMES = 40
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    422: {"description": "A field out of bounds (named in `detail`), or too much work"},
+    429: {"description": "Every training process is busy; retry after `Retry-After` seconds"},
+}
+
+
+def get_pool(request: Request) -> TrainingPool:
+    """The app's training pool, created on the first training request."""
+    pool = getattr(request.app.state, "training_pool", None)
+    if pool is None:
+        settings: Settings = request.app.state.settings
+        pool = TrainingPool(settings.train_workers, settings.train_queue)
+        request.app.state.training_pool = pool
+    return pool
+
+
+def close_pool(app: Any) -> None:
+    """Stop the app's training processes, if it ever started any (on shutdown)."""
+    pool = getattr(app.state, "training_pool", None)
+    if pool is not None:
+        pool.close()
+        app.state.training_pool = None
+
+
+def _busy() -> JSONResponse:
+    return JSONResponse(
+        {"detail": "every training process is busy; try again in a few seconds"},
+        status_code=429,
+        headers={"Retry-After": str(RETRY_AFTER)},
+    )
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, allow_nan=False, separators=(",", ":"))
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client has gone (the body has been read, so only that can arrive)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _events(pool: TrainingPool, config: dict[str, Any]) -> AsyncIterator[ServerSentEvent]:
+    every = max(1, config["epochs"] // BOUNDARY_FRAMES)
+    try:
+        async with contextlib.aclosing(pool.stream(config, boundary_every=every)) as messages:
+            async for kind, *payload in messages:
+                if kind == "epoch":
+                    row, boundary = payload
+                    yield ServerSentEvent(data=_dumps(row), event="epoch")
+                    if boundary is not None:
+                        frame = {"epoch": row["epoch"], **boundary}
+                        yield ServerSentEvent(data=_dumps(frame), event="boundary")
+                else:
+                    yield ServerSentEvent(data=_dumps(payload[0]), event="result")
+    except Busy:  # lost a race for the last place between the check and the stream's start
+        yield ServerSentEvent(data=_dumps({"detail": "busy", "status": 429}), event="error")
+    except WorkerFailed:
+        detail = {"detail": "training failed; it has been logged", "status": 500}
+        yield ServerSentEvent(data=_dumps(detail), event="error")
+
+
+@api.post(
+    "/train",
+    response_model=TrainResult,
+    responses=ERRORS,
+    summary="Train the lesson's network (JSON, or SSE with Accept: text/event-stream)",
+)
+async def train_route(
+    request: Request, body: Annotated[TrainRequest | None, Body()] = None
+) -> Response:
+    """Train a network and return its history, or stream each epoch as an `epoch` event and the
+    response body as a final `result` event. A run whose loss stops being finite ends `diverged`.
+    """
+    settings: Settings = request.app.state.settings
+    config = full_config((body or TrainRequest()).model_dump())
+    work = estimate_work(config)
+    if work > settings.train_work_budget:
+        return JSONResponse(
+            {
+                "detail": f"too much work: this run needs about {work:.2g} units (epochs × "
+                f"samples × parameters) and the limit is {settings.train_work_budget:.2g}; use "
+                "fewer epochs, fewer or smaller hidden layers, or a larger batch"
+            },
+            status_code=422,
+        )
+    pool = get_pool(request)
+    if not pool.has_room():
+        return _busy()
+    if "text/event-stream" in request.headers.get("accept", ""):
+        return EventSourceResponse(
+            _events(pool, config), ping=15, headers={"Cache-Control": "no-store"}
+        )
+
+    run = asyncio.ensure_future(pool.run(config))
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({run, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not run.done():
+            run.cancel()  # the client left: stop its training
+    if run.cancelled():
+        return Response(status_code=499)
+    try:
+        return JSONResponse(run.result())
+    except Busy:
+        return _busy()
+
+
+@pages.get("/playground", response_class=HTMLResponse)
+def playground_page(request: Request) -> HTMLResponse:
+    """The playground, its form prefilled from the query string (the same URL a run shares)."""
+    values, problems = parse_playground_query(request.query_params)
+    form = {k: v for k, v in values.items()}
+    form["hidden_layers"] = ",".join(str(n) for n in values["hidden_layers"])
+    form["batch_size"] = "full" if values["batch_size"] is None else values["batch_size"]
+    return render(
+        request,
+        "playground.html",
+        {
+            "form": form,
+            "problems": problems,
+            "query": playground_query(values),
+            "default_noise": DEFAULT_NOISE,
+        },
+    )

@@ -1,0 +1,206 @@
+"""One training run from a configuration dict to a result dict: used by /train, the CLI and bench.
+
+No web framework here. `train` runs in whatever process calls it; the web app calls it inside
+its worker processes (see `pool.py`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from .datasets import DEFAULT_NOISE, Dataset, dataset_sizes, load_dataset
+from .nn import Network
+
+#: The request's fields and their defaults: the lesson's network on digits.
+DEFAULTS: dict[str, Any] = {
+    "dataset": "digits",
+    "hidden_layers": [128, 64],
+    "activation": "relu",
+    "epochs": 30,
+    "learning_rate": 0.1,
+    "batch_size": 64,
+    "momentum": 0.0,
+    "init": "he",
+    "seed": 0,
+    "noise": None,
+}
+#: Cells per side of the decision-boundary grid sent for 2-D sets.
+GRID = 48
+#: A step's fixed Python and NumPy call cost per layer, in units of one sample x one parameter.
+LAYER_STEP_COST = 100_000
+#: Below this many rows a step costs like this many: it is bound by reading the weights.
+MIN_BATCH_COST = 32
+#: Mini-batches between checks for a stop request inside an epoch.
+STOP_CHECK_EVERY = 16
+
+EpochCallback = Callable[[dict[str, Any], "dict[str, Any] | None"], None]
+
+
+def full_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The request with defaults filled in, 2-D noise resolved, and `layer_sizes` added."""
+    merged = {**DEFAULTS, **{k: v for k, v in config.items() if k in DEFAULTS}}
+    merged["hidden_layers"] = [int(n) for n in merged["hidden_layers"]]
+    name = merged["dataset"]
+    if name in DEFAULT_NOISE and merged["noise"] is None:
+        merged["noise"] = DEFAULT_NOISE[name]
+    n_train, n_features, n_classes = dataset_sizes(name)
+    merged["layer_sizes"] = [n_features, *merged["hidden_layers"], n_classes]
+    return merged
+
+
+def parameter_count(layer_sizes: list[int]) -> int:
+    """Weights plus biases of a fully connected network with these layer sizes."""
+    return sum(a * b + b for a, b in zip(layer_sizes[:-1], layer_sizes[1:], strict=False))
+
+
+def estimate_work(config: dict[str, Any]) -> float:
+    """Roughly epochs x samples x parameters, the unit the budget caps (~1e-10 s each here).
+
+    Refined so that every configuration costs about its running time: a mini-batch smaller
+    than MIN_BATCH_COST costs as much as one of that size, each step pays a fixed cost per
+    layer, and each epoch ends with a forward pass over the test set.
+    """
+    cfg = full_config(config)
+    n_train = dataset_sizes(cfg["dataset"])[0]
+    batch = min(cfg["batch_size"] or n_train, n_train)
+    steps = math.ceil(n_train / batch)
+    params = parameter_count(cfg["layer_sizes"])
+    layers = len(cfg["layer_sizes"]) - 1
+    per_epoch = (
+        steps * max(batch, MIN_BATCH_COST) * params
+        + 0.1 * n_train * params
+        + steps * layers * LAYER_STEP_COST
+    )
+    return cfg["epochs"] * per_epoch
+
+
+def decision_boundary(net: Network, data: Dataset, *, points: bool = True) -> dict[str, Any]:
+    """Predicted class on a GRID x GRID lattice over the data, and the test points on top.
+
+    `grid[r][c]` is the class at x = x_range[0] + c * dx, y = y_range[0] + r * dy (row 0 at the
+    bottom); `points` are the test set as [x, y, class].
+    """
+    both = np.concatenate([data.x_train, data.x_test])
+    lo, hi = both.min(axis=0), both.max(axis=0)
+    pad = (hi - lo) * 0.08
+    lo, hi = lo - pad, hi + pad
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], GRID), np.linspace(lo[1], hi[1], GRID))
+    lattice = np.column_stack([gx.ravel(), gy.ravel()]).astype(data.x_train.dtype)
+    boundary: dict[str, Any] = {
+        "x_range": [float(lo[0]), float(hi[0])],
+        "y_range": [float(lo[1]), float(hi[1])],
+        "grid": net.predict(lattice).reshape(GRID, GRID).tolist(),
+    }
+    if points:
+        rows = np.column_stack([data.x_test, data.y_test]).round(3).tolist()
+        boundary["points"] = [[x, y, int(c)] for x, y, c in rows]
+    return boundary
+
+
+def train(
+    config: dict[str, Any],
+    *,
+    on_epoch: EpochCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    boundary_every: int = 0,
+    dtype: type | np.dtype = np.float32,
+) -> dict[str, Any]:
+    """Train the configured network; the response body of POST /train (status may be "stopped").
+
+    `on_epoch(row, boundary)` gets each history row, and for 2-D sets every `boundary_every`
+    epochs a `decision_boundary` snapshot too (the first one with the test points).
+    `should_stop()` is polled during and between epochs.
+    """
+    started = time.perf_counter()
+    cfg = full_config(config)
+    with threadpool_limits(limits=1, user_api="blas"), np.errstate(all="ignore"):
+        data = load_dataset(cfg["dataset"], seed=cfg["seed"], noise=cfg["noise"], dtype=dtype)
+        net = Network(
+            cfg["layer_sizes"],
+            activation=cfg["activation"],
+            init=cfg["init"],
+            seed=cfg["seed"],
+            dtype=dtype,
+        )
+        shuffle = np.random.default_rng([cfg["seed"], 1])
+        n = len(data.y_train)
+        batch = min(cfg["batch_size"] or n, n)
+        lr, momentum = float(cfg["learning_rate"]), float(cfg["momentum"])
+        two_d = data.n_features == 2
+        frames = 0
+        history: list[dict[str, Any]] = []
+        status, train_seconds, predictions = "completed", 0.0, np.zeros(0, dtype=np.int64)
+
+        for epoch in range(1, cfg["epochs"] + 1):
+            tick = time.perf_counter()
+            if batch < n:
+                order = shuffle.permutation(n)
+                xs, ys = data.x_train[order], data.y_train[order]
+            else:
+                xs, ys = data.x_train, data.y_train
+            loss_sum, correct = 0.0, 0
+            for step, start in enumerate(range(0, n, batch)):
+                net.train_batch(xs[start : start + batch], ys[start : start + batch], lr, momentum)
+                loss_sum += net.batch_loss
+                correct += net.batch_correct
+                if (
+                    should_stop
+                    and step % STOP_CHECK_EVERY == STOP_CHECK_EVERY - 1
+                    and should_stop()
+                ):
+                    status = "stopped"
+                    break
+            train_seconds += time.perf_counter() - tick
+            if status == "stopped":
+                break
+            # Loss and training accuracy are averaged over the epoch's mini-batches as they were
+            # trained (as Keras and most PyTorch loops report them): no second pass over the set.
+            loss = loss_sum / n
+            finite = math.isfinite(loss)
+            predictions = net.predict(data.x_test)
+            row = {
+                "epoch": epoch,
+                "loss": loss if finite else None,
+                "train_accuracy": correct / n,
+                "test_accuracy": float(np.mean(predictions == data.y_test)),
+            }
+            history.append(row)
+            if on_epoch:
+                due = two_d and boundary_every and (epoch % boundary_every == 0 or not finite)
+                snapshot = decision_boundary(net, data, points=not frames) if due else None
+                frames += bool(due)
+                on_epoch(row, snapshot)
+            if not finite:
+                status = "diverged"
+                break
+            if should_stop and should_stop():
+                status = "stopped"
+                break
+
+        k = data.n_classes
+        confusion = np.zeros((k, k), dtype=np.int64)
+        if len(predictions):
+            np.add.at(confusion, (data.y_test, predictions), 1)
+        last = history[-1] if history else {"train_accuracy": 0.0, "test_accuracy": 0.0}
+        samples = n * len(history)
+        result: dict[str, Any] = {
+            "run_id": uuid.uuid4().hex,
+            "status": status,
+            "config": cfg,
+            "history": history,
+            "train_accuracy": last["train_accuracy"],
+            "test_accuracy": last["test_accuracy"],
+            "duration_seconds": round(time.perf_counter() - started, 4),
+            "samples_per_second": round(samples / train_seconds, 1) if train_seconds else 0.0,
+            "confusion_matrix": confusion.tolist(),
+        }
+        if two_d:
+            result["decision_boundary"] = decision_boundary(net, data)
+    return result

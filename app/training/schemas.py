@@ -1,0 +1,88 @@
+"""The /train request and response bodies (pydantic only; the CLI validates with them too)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from .datasets import DEFAULT_NOISE
+
+DatasetName = Literal["digits", "xor", "circles", "moons", "spiral"]
+Units = Annotated[int, Field(ge=1, le=1024)]
+
+
+class TrainRequest(BaseModel):
+    """What to train; every field is optional and defaults to the lesson's network on digits."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    dataset: DatasetName = Field(
+        default="digits", description="8x8 handwritten digits, or a 2-D toy set"
+    )
+    hidden_layers: list[Units] = Field(
+        default=[128, 64], min_length=1, max_length=8, description="1-8 layers of 1-1024 units"
+    )
+    activation: Literal["relu", "sigmoid", "tanh"] = "relu"
+    epochs: int = Field(default=30, ge=1, le=1000)
+    learning_rate: float = Field(default=0.1, gt=0, le=100)
+    batch_size: int | None = Field(
+        default=64, ge=1, le=1_000_000, description="null: full-batch gradient descent"
+    )
+    momentum: float = Field(default=0.0, ge=0, lt=1)
+    init: Literal["he", "xavier", "lesson"] = Field(
+        default="he", description="lesson: the lesson's randn * 0.01"
+    )
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    noise: float | None = Field(
+        default=None, ge=0, le=1, description="2-D sets only; default depends on the set"
+    )
+
+    @model_validator(mode="after")
+    def _noise_only_for_2d(self) -> TrainRequest:
+        if self.noise is not None and self.dataset not in DEFAULT_NOISE:
+            raise PydanticCustomError(
+                "noise_not_2d",
+                "noise: only the 2-D datasets (xor, circles, moons, spiral) take a noise level",
+            )
+        return self
+
+
+class HistoryRow(BaseModel):
+    """One epoch: training-set loss (null once it stops being finite) and accuracies."""
+
+    epoch: int
+    loss: float | None
+    train_accuracy: float
+    test_accuracy: float
+
+
+class RunConfig(TrainRequest):
+    """The request as run: defaults filled in, plus the layer sizes with input and output."""
+
+    layer_sizes: list[int]
+
+
+class DecisionBoundary(BaseModel):
+    """Predicted class on a grid over the data; grid[r][c] is at y_range[0] + r * step (y up)."""
+
+    x_range: list[float]
+    y_range: list[float]
+    grid: list[list[int]]
+    points: list[list[float]] = Field(description="the test set as [x, y, class]")
+
+
+class TrainResult(BaseModel):
+    """A finished run (a diverged one included)."""
+
+    run_id: str
+    status: Literal["completed", "diverged"]
+    config: RunConfig
+    history: list[HistoryRow]
+    train_accuracy: float
+    test_accuracy: float
+    duration_seconds: float = Field(description="the whole run, data loading and evaluation too")
+    samples_per_second: float = Field(description="training samples per second of training steps")
+    confusion_matrix: list[list[int]] = Field(description="test set: rows true, columns predicted")
+    decision_boundary: DecisionBoundary | None = None
