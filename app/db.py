@@ -5,14 +5,16 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
+from .accounts.cache import TokenCache
 from .config import PROJECT_ROOT
 
 log = logging.getLogger("backprop")
@@ -73,11 +75,20 @@ class Database:
 
     engine: Engine
     sessions: sessionmaker[Session]
+    #: bearer token → user for a few seconds (app/accounts/cache.py)
+    token_cache: TokenCache = field(default_factory=lambda: TokenCache())
 
     @classmethod
     def open(cls, url: str) -> Database:
         engine = make_engine(url)
-        return cls(engine, sessionmaker(engine, expire_on_commit=False, autoflush=False))
+        info = {}
+        if is_sqlite(engine):
+            # SQLite has one writer at a time. Threads of this process queue on a lock for it;
+            # left to SQLite's busy handler they would sleep in growing steps while it is free.
+            info[WRITE_LOCK] = threading.Lock()
+        factory = sessionmaker(engine, expire_on_commit=False, autoflush=False, info=info)
+        event.listen(factory, "after_transaction_end", _release_write_lock)
+        return cls(engine, factory)
 
     def session(self) -> Session:
         return self.sessions()
@@ -86,13 +97,33 @@ class Database:
         self.engine.dispose()
 
 
+WRITE_LOCK = "write_lock"
+_HELD = "write_lock_held"
+LOCK_TIMEOUT_S = 30.0
+
+
+def _release_write_lock(session: Session, transaction: SessionTransaction) -> None:
+    """After the write transaction's COMMIT or ROLLBACK has run, let the next writer in."""
+    if transaction.parent is None and session.info.pop(_HELD, False):
+        session.info[WRITE_LOCK].release()
+
+
 def begin_write(session: Session) -> None:
     """Start a write transaction: BEGIN IMMEDIATE on SQLite (an open read ends first)."""
     if session.info.get("writing") and session.in_transaction():
         return
     if session.in_transaction():
         session.commit()
-    session.connection(execution_options={BEGIN_OPTION: "IMMEDIATE"})
+    lock = session.info.get(WRITE_LOCK)
+    if lock is not None:
+        if not lock.acquire(timeout=LOCK_TIMEOUT_S):
+            raise TimeoutError("the database stayed busy; try again")
+        session.info[_HELD] = True
+    try:
+        session.connection(execution_options={BEGIN_OPTION: "IMMEDIATE"})
+    except BaseException:
+        session.rollback()
+        raise
     session.info["writing"] = True
 
 

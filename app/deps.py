@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
-from .accounts.service import user_for_session, user_for_token
+from .accounts.service import token_owner, user_for_session
 from .config import Settings
 from .content import Course, Lesson
 from .models import User
@@ -69,7 +69,11 @@ def resolve_user(db, *, token: str | None, cookie: str | None) -> User | None | 
     """The user of a bearer token (False when the token is bad) or else of a session cookie."""
     with db.session() as session:
         if token:
-            return user_for_token(session, token=token) or False
+            owner = token_owner(session, token=token)
+            if owner is None:
+                return False
+            db.token_cache.put(token, *owner)
+            return owner[0]
         return user_for_session(session, token=cookie) if cookie else None
 
 
@@ -82,18 +86,18 @@ def bearer_token(request: Request) -> str | None:
 async def user_of(request: Request) -> User | None:
     """The user of a bearer token (a bad one is 401) or else of the session cookie, or None.
 
-    Guests (no credential) never touch the database or the thread pool; otherwise the lookup
-    runs in the thread pool with its own short session, once per request (cached on state).
+    Guests (no credential) never touch the database or the thread pool, nor do recently seen
+    bearer tokens (TokenCache); otherwise the lookup runs in the thread pool with its own short
+    session, once per request (kept on request.state).
     """
     if hasattr(request.state, "user"):
         return request.state.user
     token = bearer_token(request)
     cookie = request.cookies.get(SESSION_COOKIE)
-    user = None
-    if token or cookie:
-        user = await run_in_threadpool(
-            resolve_user, request.app.state.db, token=token, cookie=cookie
-        )
+    db = request.app.state.db
+    user = db.token_cache.get(token) if token else None  # the hot API path: no thread hop
+    if user is None and (token or cookie):
+        user = await run_in_threadpool(resolve_user, db, token=token, cookie=cookie)
     if user is False:
         raise HTTPException(
             status_code=401,

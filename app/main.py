@@ -9,12 +9,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from .accounts.api import router as accounts_api
 from .accounts.pages import lesson_slots, user_context
 from .accounts.pages import pages as account_pages
+from .accounts.writer import AttemptWriter
 from .config import Settings, get_settings
 from .content import load_course, log_problems
 from .db import Database, upgrade
@@ -47,11 +48,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # the schema is brought to Alembic head before serving: a fresh machine needs no extra command
     db = Database.open(settings.resolved_database_url())
     upgrade(db.engine)
+    writer = AttemptWriter(db)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         """On shutdown: stop the training processes (if any started), close the database."""
         yield
+        writer.close()
         close_pool(app)
         db.close()
 
@@ -68,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.templates = make_templates(settings.templates_dir, settings.static_dir)
     app.state.context_processors = [user_context]
     app.state.db = db
+    app.state.attempt_writer = writer
     #: Callables (request, lesson) → {slot: html} that fill a lesson page's per-user slots.
     app.state.lesson_slot_fillers = [lesson_slots]
     app.state.lesson_pages = build_lesson_pages(
@@ -123,6 +127,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> RedirectResponse:
+        return RedirectResponse("/static/favicon.svg", status_code=301)
 
     @app.get("/docs", include_in_schema=False)
     async def docs(request: Request) -> HTMLResponse:

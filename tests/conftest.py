@@ -86,6 +86,7 @@ def make_app(make_settings) -> Iterator[Callable[..., FastAPI]]:
 
     yield factory
     for app in apps:
+        app.state.attempt_writer.close()
         app.state.db.close()
 
 

@@ -116,6 +116,7 @@ def logout(
     response = Response(status_code=204)
     if token:
         service.revoke_token(session, token=token)
+        request.app.state.db.token_cache.discard(token)
     else:
         service.delete_session(session, token=request.cookies.get(SESSION_COOKIE, ""))
         response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
@@ -134,8 +135,9 @@ def me(user: CurrentUser) -> UserOut:
     responses=UNAUTHORIZED,
     summary="Delete my account and everything of mine",
 )
-def delete_me(user: CurrentUser, session: SessionDep) -> Response:
+def delete_me(request: Request, user: CurrentUser, session: SessionDep) -> Response:
     service.delete_user(session, user_id=user.id)
+    request.app.state.db.token_cache.discard_user(user.id)
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
     return response

@@ -253,6 +253,7 @@ def delete_me_submit(
     if confirm != user.username:
         raise HTTPException(422, "type your username to confirm deleting your account")
     service.delete_user(session, user_id=user.id)
+    request.app.state.db.token_cache.discard_user(user.id)
     response = RedirectResponse("/", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
     return response

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import case, func, select
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
@@ -75,47 +75,110 @@ def _ensure_user(session: Session, *, user_id: int) -> None:
         raise NoSuchUser(user_id)
 
 
-def record_attempt(session: Session, *, user_id: int, grade: GradeLike) -> QuizAttempt:
-    """Store a graded attempt with every answer and update progress, in one transaction."""
+def record_attempts(
+    session: Session, *, entries: Sequence[tuple[int, GradeLike]]
+) -> list[int | NoSuchUser]:
+    """Store graded attempts (user id, grade) with every answer and update progress, all in one
+    transaction; per entry its new attempt id, or NoSuchUser if that user has been deleted.
+
+    The group-commit writer hands several requests' attempts over at once: one BEGIN IMMEDIATE
+    and one COMMIT for all of them, a handful of statements whatever the batch size.
+    """
     begin_write(session)
     try:
-        _ensure_user(session, user_id=user_id)
-        progress = _lock_progress(session, user_id=user_id, lesson_id=grade.lesson_id)
+        conn = session.connection()  # Core statements straight on the connection: no ORM cost
+        users = {user_id for user_id, _ in entries}
+        existing = set(
+            conn.scalars(select(User.__table__.c.id).where(User.__table__.c.id.in_(users)))
+        )
+        kept = [(i, user_id, grade) for i, (user_id, grade) in enumerate(entries)
+                if user_id in existing]  # fmt: skip
+        results: list[int | NoSuchUser] = [NoSuchUser(user_id) for user_id, _ in entries]
+        if not kept:
+            commit(session)
+            return results
         now = utcnow()
-        attempt = QuizAttempt(
-            user_id=user_id,
-            lesson_id=grade.lesson_id,
-            round=progress.attempts,
-            score=grade.score,
-            total=grade.total,
-            percent=float(grade.percent),
-            passed=bool(grade.passed),
-            created_at=now,
-            answers=[
-                AttemptAnswer(
-                    position=position,
-                    question_id=r.question_id,
-                    selected_option_id=r.selected_option_id,
-                    correct_option_id=r.correct_option_id,
-                    correct=bool(r.correct),
-                )
+        pairs = sorted({(user_id, grade.lesson_id) for _, user_id, grade in kept})
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        conn.execute(
+            insert(LessonProgress.__table__)
+            .values([
+                {"user_id": u, "lesson_id": lesson, "status": "in_progress", "attempts": 0,
+                 "started_at": now, "updated_at": now}
+                for u, lesson in pairs
+            ])
+            .on_conflict_do_nothing(index_elements=["user_id", "lesson_id"])
+        )  # fmt: skip
+        table = LessonProgress.__table__
+        locked = conn.execute(
+            select(table)
+            .where(
+                table.c.user_id.in_({u for u, _ in pairs}),
+                table.c.lesson_id.in_({lesson for _, lesson in pairs}),
+            )
+            .with_for_update()
+        ).mappings()
+        state = {(r["user_id"], r["lesson_id"]): dict(r) for r in locked}
+        attempt_rows = []
+        for _, user_id, grade in kept:
+            row = state[(user_id, grade.lesson_id)]
+            percent = float(grade.percent)
+            attempt_rows.append({
+                "user_id": user_id, "lesson_id": grade.lesson_id, "round": row["attempts"],
+                "score": grade.score, "total": grade.total, "percent": percent,
+                "passed": bool(grade.passed), "created_at": now,
+            })  # fmt: skip
+            row["attempts"] += 1
+            row["updated_at"] = now
+            if row["best_percent"] is None or percent > row["best_percent"]:
+                row["best_percent"] = percent
+            if grade.passed and row["status"] != "completed":
+                row["status"], row["completed_at"] = "completed", now
+        # table-level (Core) inserts: the ORM's bulk machinery costs more than the statements
+        attempts_table = QuizAttempt.__table__
+        ids = conn.scalars(
+            attempts_table.insert().returning(attempts_table.c.id, sort_by_parameter_order=True),
+            attempt_rows,
+        ).all()
+        conn.execute(
+            AttemptAnswer.__table__.insert(),
+            [
+                {"attempt_id": attempt_id, "position": position, "question_id": r.question_id,
+                 "selected_option_id": r.selected_option_id,
+                 "correct_option_id": r.correct_option_id, "correct": bool(r.correct)}
+                for attempt_id, (_, _, grade) in zip(ids, kept, strict=True)
                 for position, r in enumerate(grade.results)
             ],
-        )
-        session.add(attempt)
-        progress.attempts += 1
-        progress.updated_at = now
-        if progress.best_percent is None or attempt.percent > progress.best_percent:
-            progress.best_percent = attempt.percent
-        if attempt.passed and progress.status != "completed":
-            progress.status = "completed"
-            progress.completed_at = now
-        session.flush()
+        )  # fmt: skip
+        conn.execute(
+            update(table)
+            .where(table.c.user_id == bindparam("k_user"))
+            .where(table.c.lesson_id == bindparam("k_lesson"))
+            .values(
+                attempts=bindparam("attempts"), best_percent=bindparam("best_percent"),
+                status=bindparam("status"), completed_at=bindparam("completed_at"),
+                updated_at=bindparam("updated_at"),
+            ),
+            [{"k_user": u, "k_lesson": lesson, **{k: state[(u, lesson)][k] for k in
+              ("attempts", "best_percent", "status", "completed_at", "updated_at")}}
+             for u, lesson in pairs if (u, lesson) in state],
+        )  # fmt: skip
         commit(session)
     except BaseException:
         session.rollback()
         raise
-    return attempt
+    for (i, _, _), attempt_id in zip(kept, ids, strict=True):
+        results[i] = attempt_id
+    return results
+
+
+def record_attempt(session: Session, *, user_id: int, grade: GradeLike) -> int:
+    """Store one graded attempt (see record_attempts); its id, or NoSuchUser."""
+    (result,) = record_attempts(session, entries=[(user_id, grade)])
+    if isinstance(result, NoSuchUser):
+        raise result
+    return result
 
 
 def attempt_round(session: Session, *, user_id: int, lesson_id: str) -> int:

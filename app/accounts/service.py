@@ -220,14 +220,21 @@ def create_token(session: Session, *, user_id: int, days: int) -> tuple[str, dat
     return token, expires_at
 
 
-def user_for_token(session: Session, *, token: str) -> User | None:
+def token_owner(session: Session, *, token: str) -> tuple[User, datetime] | None:
+    """The user of a live (unexpired, unrevoked) token and when it expires, or None."""
     if not token or len(token) > 100:
         return None
-    return session.scalar(
-        select(User)
+    row = session.execute(
+        select(User, ApiToken.expires_at)
         .join(ApiToken, ApiToken.user_id == User.id)
         .where(ApiToken.token_hash == _digest(token), ApiToken.expires_at > utcnow())
-    )
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+def user_for_token(session: Session, *, token: str) -> User | None:
+    owner = token_owner(session, token=token)
+    return owner[0] if owner else None
 
 
 def revoke_token(session: Session, *, token: str) -> None:

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
-from ..accounts.progress import NoSuchUser, record_attempt
+from ..accounts.writer import NoSuchUser
+from ..config import Settings
 from ..content import Lesson
-from ..deps import LessonDep, SettingsDep
+from ..deps import LessonDep, OptionalUser, SettingsDep
 from ..lessons.schemas import UNPARSABLE_BODY, ErrorBody
 from ..security import CSRF_FIELD, csrf_ok
 from ..web import render
-from .deps import Learner, LearnerDep
+from .deps import LearnerDep
 from .grading import AnswerError, Grade
 from .schemas import AttemptIn, AttemptOut, OptionOut, QuestionOut, QuizOut
 from .service import grade_lesson, pass_percent_for, present, review
@@ -26,24 +26,18 @@ MAX_FORM_FIELDS = 500
 UNAUTHORIZED = {401: {"model": ErrorBody, "description": "The bearer token is invalid or expired"}}
 
 
-def store(request: Request, learner: Learner, result: Grade) -> int | None:
-    """Keep a signed-in learner's attempt (answers and progress in one transaction); its id."""
-    if learner.user_id is None:
+async def stored(request: Request, user_id: int | None, result: Grade) -> int | None:
+    """Keep a signed-in learner's attempt (answers and progress in one transaction) and return
+    its id once committed; guests' attempts are not stored."""
+    if user_id is None:
         return None
-    with request.app.state.db.session() as session:
-        try:
-            return record_attempt(session, user_id=learner.user_id, grade=result).id
-        except NoSuchUser:
-            raise HTTPException(
-                401, "not signed in", headers={"WWW-Authenticate": "Bearer"}
-            ) from None
+    try:
+        return await request.app.state.attempt_writer.record(user_id=user_id, grade=result)
+    except NoSuchUser:
+        raise HTTPException(401, "not signed in", headers={"WWW-Authenticate": "Bearer"}) from None
 
 
-async def stored(request: Request, learner: Learner, result: Grade) -> int | None:
-    """`store` off the event loop (a write may wait for the database lock); guests skip it."""
-    if learner.user_id is None:
-        return None
-    return await run_in_threadpool(store, request, learner, result)
+NO_QUIZ = {404: {"model": ErrorBody, "description": "No such lesson, or it has no quiz"}}
 
 
 def require_quiz(lesson: Lesson):
@@ -52,14 +46,19 @@ def require_quiz(lesson: Lesson):
     return lesson.quiz
 
 
+def grade_or_422(lesson: Lesson, answers: dict[str, str | None], settings: Settings) -> Grade:
+    """Grade a submission; one that names unknown or mismatched ids is a 422 saying which."""
+    try:
+        return grade_lesson(lesson, answers, default_pass=settings.pass_percent)
+    except AnswerError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+
+
 @api.get(
     "/{lesson_id}/quiz",
     response_model=QuizOut,
     summary="A lesson's quiz, options in this learner's order, without answers",
-    responses={
-        **UNAUTHORIZED,
-        404: {"model": ErrorBody, "description": "No such lesson, or it has no quiz"},
-    },
+    responses={**UNAUTHORIZED, **NO_QUIZ},
 )
 async def get_quiz(
     request: Request, lesson: LessonDep, learner: LearnerDep, settings: SettingsDep
@@ -86,7 +85,7 @@ async def get_quiz(
     responses={
         **UNAUTHORIZED,
         **UNPARSABLE_BODY,
-        404: {"model": ErrorBody, "description": "No such lesson, or it has no quiz"},
+        **NO_QUIZ,
         413: {"model": ErrorBody, "description": "Request body too large"},
     },
 )
@@ -95,15 +94,12 @@ async def submit_attempt(
     lesson: LessonDep,
     body: AttemptIn,
     settings: SettingsDep,
-    learner: LearnerDep,
+    user: OptionalUser,
 ) -> AttemptOut:
     """Graded for everyone; stored (with `attempt_id`) for a signed-in learner."""
     require_quiz(lesson)
-    try:
-        result = grade_lesson(lesson, body.answers, default_pass=settings.pass_percent)
-    except AnswerError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from None
-    return AttemptOut.of(result, attempt_id=await stored(request, learner, result))
+    result = grade_or_422(lesson, body.answers, settings)
+    return AttemptOut.of(result, attempt_id=await stored(request, user and user.id, result))
 
 
 @pages.post("/lessons/{lesson_id}/quiz", response_class=HTMLResponse)
@@ -126,11 +122,8 @@ async def submit_form(
         if not isinstance(value, str):
             raise HTTPException(status_code=422, detail=f"answer to {key!r} must be an option id")
         answers[key] = value
-    try:
-        result = grade_lesson(lesson, answers, default_pass=settings.pass_percent)
-    except AnswerError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from None
-    attempt_id = await stored(request, learner, result)
+    result = grade_or_422(lesson, answers, settings)
+    attempt_id = await stored(request, learner.user_id, result)
     return render(
         request,
         "quiz_result.html",

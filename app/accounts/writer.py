@@ -1,0 +1,117 @@
+"""Group commit for quiz attempts: one thread writes whatever has queued up in one transaction.
+
+A request is answered only after the transaction holding its attempt has committed, so an
+acknowledged attempt is durable; under load, many attempts share one BEGIN IMMEDIATE ... COMMIT
+instead of queueing for the write lock one by one (SQLite has a single writer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+
+from ..db import Database
+from .progress import GradeLike, NoSuchUser, record_attempts
+
+log = logging.getLogger("backprop")
+
+MAX_BATCH = 256
+
+
+@dataclass
+class _Job:
+    user_id: int
+    grade: GradeLike
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+
+
+class AttemptWriter:
+    """Queue attempts from the event loop; a daemon thread stores them in batches."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    async def record(self, *, user_id: int, grade: GradeLike) -> int:
+        """The stored attempt's id, once its transaction has committed (NoSuchUser if deleted)."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._ensure_thread()
+        self._queue.put(_Job(user_id, grade, future, loop))
+        return await future
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(30)
+            self._thread = None
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run, name="attempt-writer", daemon=True
+                    )
+                    self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            batch = [job]
+            stop = False
+            while len(batch) < MAX_BATCH:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            self._write(batch)
+            if stop:
+                return
+
+    def _write(self, batch: list[_Job]) -> None:
+        try:
+            with self.db.session() as session:
+                results = record_attempts(
+                    session, entries=[(job.user_id, job.grade) for job in batch]
+                )
+        except Exception as exc:  # a database error: each job learns of it, none is lost silently
+            if len(batch) > 1:  # retry one by one so that one bad entry fails only itself
+                for job in batch:
+                    self._write([job])
+                return
+            log.exception("storing a quiz attempt failed")
+            results = [exc]
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, object]]] = {}
+        for job, result in zip(batch, results, strict=True):
+            by_loop.setdefault(job.loop, []).append((job.future, result))
+        for loop, settled in by_loop.items():  # one wake-up per loop, not one per attempt
+            try:
+                loop.call_soon_threadsafe(_settle_all, settled)
+            except RuntimeError:  # that event loop has closed: nobody is waiting any more
+                pass
+
+
+def _settle_all(settled: list[tuple[asyncio.Future, object]]) -> None:
+    for future, result in settled:
+        if future.done():  # the client went away; the attempt is stored all the same
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
+
+
+__all__ = ["AttemptWriter", "NoSuchUser"]
