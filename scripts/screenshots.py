@@ -16,6 +16,7 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
+from app.content import load_course  # noqa: E402
 from tests.live import LiveServer  # noqa: E402
 
 CHROMIUM_ARGS = [
@@ -29,7 +30,17 @@ CHROMIUM_ARGS = [
 SEED = "dl-intro-neural-networks"
 
 
+def sign_up(page: Page, base: str, name: str) -> None:
+    """Register through the form (which signs in), so pages show progress and saved attempts."""
+    page.goto(base + "/register")
+    page.get_by_label("Username").fill(name)
+    page.get_by_label("Password").fill("screenshot-password")
+    page.get_by_role("button", name="Create account").click()
+    page.wait_for_load_state()
+
+
 def shoot_course(page: Page, base: str) -> None:
+    """After the review: the seed lesson completed, the progress bar full."""
     page.goto(base + "/")
 
 
@@ -38,25 +49,35 @@ def shoot_lesson(page: Page, base: str) -> None:
 
 
 def shoot_review(page: Page, base: str) -> None:
+    """The review after a real submission: four right, the last one wrong."""
+    quiz = load_course(ROOT / "content").get(SEED).quiz
     page.goto(f"{base}/lessons/{SEED}#quiz")
-    for index, fieldset in enumerate(page.locator("form.quiz fieldset").all()):
-        fieldset.locator("input[type=radio]").nth(index % 2).check()
+    for question in quiz.questions:
+        wrong = next(o for o in question.options if not o.correct)
+        choice = wrong if question is quiz.questions[-1] else question.correct_option
+        page.locator(f"input[value='{choice.id}']").check()
     page.locator("form.quiz button[type=submit]").click()
     page.wait_for_load_state()
 
 
 def shoot_playground(page: Page, base: str) -> None:
-    page.goto(f"{base}/playground?dataset=spiral&hidden_layers=32,32&epochs=200&batch_size=32")
-    start = page.get_by_role("button", name="Start")
-    if start.count():
-        start.click()
-        page.wait_for_timeout(2500)
+    """A spiral being learnt: shot mid-run, with the chart and boundary part-way."""
+    page.goto(f"{base}/playground?dataset=spiral&hidden_layers=32,32&epochs=400&batch_size=16")
+    page.get_by_role("button", name="Start training").click()
+    page.wait_for_function(
+        "() => parseInt(document.getElementById('m-epoch').textContent) >= 150", timeout=60_000
+    )
+    page.evaluate("document.activeElement.blur(); window.scrollTo(0, 0)")
 
 
+#: Taller viewports where the point of the picture would otherwise be below the fold.
+HEIGHTS = {"playground": 1240}
+
+#: In this order: the course is shot after the quiz has been passed.
 SHOTS = {
-    "course": shoot_course,
     "lesson": shoot_lesson,
     "review": shoot_review,
+    "course": shoot_course,
     "playground": shoot_playground,
 }
 
@@ -64,9 +85,10 @@ SHOTS = {
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
-    parser.add_argument("--only", default=",".join(SHOTS))
+    parser.add_argument("--only", default=",".join(SHOTS), help="in this order")
     parser.add_argument("--full-page", action="store_true")
     parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--height", type=int, default=860)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,10 +103,13 @@ def main() -> int:
                 )
                 for scheme in ("light", "dark"):
                     context = browser.new_context(
-                        viewport={"width": args.width, "height": 900}, color_scheme=scheme
+                        viewport={"width": args.width, "height": args.height}, color_scheme=scheme
                     )
                     page = context.new_page()
+                    sign_up(page, server.url, f"ada-{scheme}")
                     for name in args.only.split(","):
+                        height = HEIGHTS.get(name, args.height)
+                        page.set_viewport_size({"width": args.width, "height": height})
                         SHOTS[name](page, server.url)
                         path = args.out / f"{name}-{scheme}.png"
                         page.screenshot(path=str(path), full_page=args.full_page)

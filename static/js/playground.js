@@ -137,6 +137,7 @@
         width: Math.max(260, box.clientWidth),
         height: 280,
         scales: { x: { time: false }, loss: { auto: true }, acc: { range: [0, 1] } },
+        legend: { live: false }, // series names only: values sit in the metrics above
         series: [
           { label: "epoch" },
           { label: "loss", scale: "loss", stroke: css("--class-1"), width: 2, value: (u, v) => (v == null ? "–" : v.toFixed(4)) },
