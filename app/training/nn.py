@@ -27,14 +27,18 @@ ACTIVATIONS: tuple[str, ...] = ("relu", "sigmoid", "tanh")
 INITS: tuple[str, ...] = ("he", "xavier", "lesson")
 
 
-def softmax(z: np.ndarray, y: np.ndarray | None = None) -> tuple[np.ndarray, float, int]:
+def softmax(
+    z: np.ndarray, y: np.ndarray | None = None, rows: np.ndarray | None = None
+) -> tuple[np.ndarray, float, int]:
     """Row-wise softmax of `z` (m, k), in place: subtract the row max, exponentiate, normalise.
 
     With labels `y` (m,) it also returns, nearly for free, the summed cross-entropy
     `sum(log(sum(exp(z))) - z[y])` and how many rows rank their label first.
     """
     z -= z.max(axis=1, keepdims=True)
-    true = z[np.arange(len(y)), y] if y is not None else None  # 0 where the label scores highest
+    if y is not None and rows is None:
+        rows = np.arange(len(y))
+    true = z[rows, y] if y is not None else None  # 0 where the label scores highest
     np.exp(z, out=z)
     total = z.sum(axis=1, keepdims=True)
     z /= total
@@ -118,6 +122,10 @@ class Network:
                 scale = 0.01
             w[...] = self.rng.standard_normal((n_in, n_out)) * scale
         self._buffers: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+        # Per batch size: row indices (for picking each row's label) and a ones vector (bias
+        # gradients as one BLAS call): small allocations that cost more than they compute.
+        self._rows: dict[int, np.ndarray] = {}
+        self._ones: dict[int, np.ndarray] = {}
 
     @staticmethod
     def _views(flat: np.ndarray, shapes: list[tuple[int, int]]):
@@ -135,6 +143,10 @@ class Network:
         if m not in self._buffers:
             if len(self._buffers) > 4:  # odd sizes (last batch, evaluation) come and go
                 self._buffers.clear()
+                self._rows.clear()
+                self._ones.clear()
+            self._rows[m] = np.arange(m)
+            self._ones[m] = np.ones(m, dtype=self.dtype)
             sizes = self.layer_sizes[1:]
             acts = [np.empty((m, n), dtype=self.dtype) for n in sizes]
             deltas = [np.empty((m, n), dtype=self.dtype) for n in sizes]
@@ -163,7 +175,8 @@ class Network:
         """
         acts = self.logits(x)
         self._x = x
-        probabilities, self.batch_loss, self.batch_correct = softmax(acts[-1], y)
+        rows = self._rows[x.shape[0]]
+        probabilities, self.batch_loss, self.batch_correct = softmax(acts[-1], y, rows)
         return probabilities
 
     def backward(self, y: np.ndarray) -> np.ndarray:
@@ -175,12 +188,12 @@ class Network:
         m = x.shape[0]
         acts, deltas = self._buffers_for(m)
         delta = acts[-1]  # softmax probabilities p, (m, n_classes): dL/dz = (p - onehot(y)) / m
-        delta[np.arange(m), y] -= 1
+        delta[self._rows[m], y] -= 1
         delta /= m
         for i in range(len(self.weights) - 1, -1, -1):
             a_prev = acts[i - 1] if i > 0 else x  # (m, n_i)
             np.matmul(a_prev.T, delta, out=self.d_weights[i])  # (n_i, n_{i+1})
-            np.sum(delta, axis=0, out=self.d_biases[i])
+            np.matmul(self._ones[m], delta, out=self.d_biases[i])  # column sums, (n_{i+1},)
             if i > 0:
                 below = deltas[i - 1]
                 np.matmul(delta, self.weights[i].T, out=below)  # (m, n_i), pre-update weights
