@@ -178,3 +178,19 @@ def test_a_returning_visitor_keeps_their_cookie_and_is_not_issued_another(client
     again = client.get(f"/lessons/{SEED}")
     assert "set-cookie" not in again.headers
     assert again.text == first.text
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (b"bp_visitor=abc.def", "abc.def"),
+        (b"a=1; bp_visitor=abc.def; b=2", "abc.def"),
+        (b'a=1;bp_visitor="abc.def"', "abc.def"),
+        (b"xbp_visitor=nope; a=1", None),
+        (b"", None),
+    ],
+)
+def test_the_visitor_cookie_is_read_from_any_position_in_the_header(header, expected):
+    from app.security import read_cookie
+
+    assert read_cookie({"headers": [(b"cookie", header)]}, "bp_visitor") == expected
