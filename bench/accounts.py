@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from bench.load import SCENARIOS, SEED, Scenario, measure, report  # noqa: E402
+from bench.load import SCENARIOS, SEED, Scenario, bearer_tokens, measure, report  # noqa: E402
 from tests.live import LiveServer  # noqa: E402
 
 LEARNERS = 8
@@ -33,14 +33,9 @@ PASSWORD = "benchmark-password"
 
 def signed_in_quiz_scenario(base: str) -> Scenario:
     """Register learners, take their tokens, and POST half-right answers as them in turn."""
-    tokens = []
-    with httpx.Client(base_url=base, timeout=30) as client:
-        for i in range(LEARNERS):
-            name = f"bench{i}-{os.getpid()}"
-            client.post("/api/auth/register", json={"username": name, "password": PASSWORD})
-            response = client.post("/api/auth/token", data={"username": name, "password": PASSWORD})
-            tokens.append(response.json()["access_token"])
-        quiz = client.get(f"/api/lessons/{SEED}/quiz").json()
+    names = [f"bench{i}-{os.getpid()}" for i in range(LEARNERS)]
+    tokens = bearer_tokens(base, names, PASSWORD)
+    quiz = httpx.get(f"{base}/api/lessons/{SEED}/quiz").json()
     answers = {q["id"]: q["options"][0]["id"] for q in quiz["questions"]}
     path = f"/api/lessons/{SEED}/quiz/attempts"
     lua = f"""

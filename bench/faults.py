@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from bench.accounts import PASSWORD  # noqa: E402  (also registers the quiz-signed-in scenario)
-from bench.load import SCENARIOS, SEED, run_wrk  # noqa: E402
+from bench.load import SCENARIOS, SEED, bearer_tokens, run_wrk  # noqa: E402
 from tests.live import LiveServer  # noqa: E402
 
 LOAD_SCENARIOS = ["healthz", "lesson", "quiz-signed-in"]
@@ -100,14 +100,8 @@ def load(seconds: int, connections: int, tmp: Path) -> bool:
 
 
 def sign_up(base: str, count: int) -> list[dict[str, str]]:
-    headers = []
-    with httpx.Client(base_url=base, timeout=30) as client:
-        for i in range(count):
-            name = f"crash{i}"
-            client.post("/api/auth/register", json={"username": name, "password": PASSWORD})
-            token = client.post("/api/auth/token", data={"username": name, "password": PASSWORD})
-            headers.append({"Authorization": f"Bearer {token.json()['access_token']}"})
-    return headers
+    tokens = bearer_tokens(base, [f"crash{i}" for i in range(count)], PASSWORD)
+    return [{"Authorization": f"Bearer {token}"} for token in tokens]
 
 
 def crash_round(server: LiveServer, learners, answers, *, threads: int, burst: float) -> dict:

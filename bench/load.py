@@ -91,6 +91,17 @@ def post_json_lua(path: str, body: dict, headers: dict[str, str] | None = None) 
     return "\n".join(lines) + "\n"
 
 
+def bearer_tokens(base: str, names: list[str], password: str) -> list[str]:
+    """Register each learner (an existing name is fine) and return their bearer tokens."""
+    tokens = []
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for name in names:
+            client.post("/api/auth/register", json={"username": name, "password": password})
+            response = client.post("/api/auth/token", data={"username": name, "password": password})
+            tokens.append(response.json()["access_token"])
+    return tokens
+
+
 def guest_quiz_scenario(base: str) -> Scenario:
     """Guest submissions: half right answers, graded but not stored."""
     quiz = httpx.get(f"{base}/api/lessons/{SEED}/quiz").json()

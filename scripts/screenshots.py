@@ -17,16 +17,8 @@ sys.path.insert(0, str(ROOT))
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
 from app.content import load_course  # noqa: E402
-from tests.live import LiveServer  # noqa: E402
+from tests.live import CHROMIUM_ARGS, LiveServer  # noqa: E402
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SEED = "dl-intro-neural-networks"
 
 

@@ -14,6 +14,17 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 
+#: Flags for Debian's Chromium here: as root it needs --no-sandbox, and without the
+#: background-networking flags it keeps trying to reach Google's hosts on a closed network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
 
 def free_port() -> int:
     with socket.socket() as sock:

@@ -23,17 +23,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from ..conftest import FIXTURE_COURSE, ROOT, SEED
-from ..live import LiveServer
+from ..live import CHROMIUM_ARGS, LiveServer
 
 CHROMIUM = os.environ.get("BACKPROP_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = ROOT / "test-artifacts"
 PASSWORD = "correct horse battery"
 #: Reports the CSP violations a page sees to the console, where the guard collects them.
