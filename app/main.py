@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.context_processors = [user_context]
     app.state.db = db
     app.state.attempt_writer = writer
-    #: Callables (request, lesson) → {slot: html} that fill a lesson page's per-user slots.
+    #: Async callables (request, lesson) → {slot: html} filling a lesson page's per-user slots.
     app.state.lesson_slot_fillers = [lesson_slots]
     app.state.lesson_pages = build_lesson_pages(
         course,

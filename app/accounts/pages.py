@@ -111,6 +111,8 @@ async def lesson_slots(request: Request, lesson: Lesson) -> dict[str, str]:
             cache[lesson.id] = _render_lesson_slots(request, lesson, None)
         return cache[lesson.id]
     entry = await run_in_threadpool(_opened, request.app.state.db, user, lesson)
+    # The quiz on this page needs the attempt count as its shuffle round: it was just read.
+    request.state.attempt_round = entry["attempts"] if entry else 0
     return _render_lesson_slots(request, lesson, entry)
 
 

@@ -115,7 +115,8 @@ class _Source:
     body_line: int
 
 
-def _read(path: Path, rel: str) -> _Source:
+def read_bytes(path: Path) -> bytes:
+    """A lesson file's bytes, refusing files over the size limit before reading them."""
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
@@ -123,9 +124,12 @@ def _read(path: Path, rel: str) -> _Source:
                 f"file is {size} bytes, over the {MAX_FILE_BYTES} byte limit",
                 hint="split the lesson into smaller ones",
             )
-        raw = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise ContentError(f"cannot read file: {exc.strerror}") from None
+
+
+def _split(raw: bytes, rel: str) -> _Source:
     if not raw.strip():
         raise ContentError("file is empty", line=1, hint="start with a '---' front matter block")
     if b"\x00" in raw:
@@ -441,9 +445,9 @@ def _strip_title_heading(body: str, title: str) -> str:
     return body
 
 
-def load_lesson(path: Path, rel: str) -> tuple[Lesson, list[Problem]]:
+def load_lesson(path: Path, rel: str, raw: bytes | None = None) -> tuple[Lesson, list[Problem]]:
     """Parse, validate and render one file; raises ContentError for the first error found."""
-    source = _read(path, rel)
+    source = _split(read_bytes(path) if raw is None else raw, rel)
     meta, lines, warnings = _parse_meta(source)
     lesson_id = _identifier(meta, lines, "id", required=True)
     title = _string(meta, lines, "title", required=True)
@@ -502,13 +506,11 @@ def discover(content_dir: Path) -> list[tuple[Path, str]]:
 def _load_cached(path: Path, shown: str, cache: RenderCache | None) -> tuple[Lesson, list[Problem]]:
     if cache is None:
         return load_lesson(path, shown)
-    try:
-        key = cache.key(shown, path.read_bytes())
-    except OSError:
-        return load_lesson(path, shown)  # reports the read error with its hint
+    raw = read_bytes(path)
+    key = cache.key(shown, raw)
     if (hit := cache.get(key)) is not None:
         return hit
-    loaded = load_lesson(path, shown)
+    loaded = load_lesson(path, shown, raw)
     cache.put(key, loaded)
     return loaded
 

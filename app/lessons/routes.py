@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
-
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
@@ -57,8 +55,7 @@ async def lesson_page(request: Request) -> HTMLResponse:
     page = state.lesson_pages[lesson.id]
     values = {"csrf": request.state.csrf_token, "lesson_status": "", "lesson_complete": ""}
     for filler in state.lesson_slot_fillers:  # first: they may resolve the signed-in user
-        filled = filler(request, lesson)
-        values.update(await filled if inspect.isawaitable(filled) else filled)
+        values.update(await filler(request, lesson))
     values["user_nav"] = await user_nav(request)
     if lesson.quiz:
         learner = await get_learner(request)

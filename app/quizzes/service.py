@@ -23,18 +23,18 @@ def pass_percent_for(lesson: Lesson, default: int) -> int:
     return lesson.pass_percent if lesson.pass_percent is not None else default
 
 
+def ordered(question: Question, learner: Learner, secret: str) -> list[Option]:
+    """The question's options in the order this learner sees them in this round."""
+    return option_order(question, secret=secret, learner_key=learner.key, round=learner.round)
+
+
 def present(quiz: Quiz, *, learner: Learner, secret: str) -> list[PresentedQuestion]:
     """The quiz as this learner sees it: ids, prompts and options in their order, nothing else."""
     return [
         PresentedQuestion(
             id=question.id,
             prompt_html=question.prompt_html,
-            options=tuple(
-                (o.id, o.html)
-                for o in option_order(
-                    question, secret=secret, learner_key=learner.key, round=learner.round
-                )
-            ),
+            options=tuple((o.id, o.html) for o in ordered(question, learner, secret)),
         )
         for question in quiz.questions
     ]
@@ -64,9 +64,7 @@ def review(
             ReviewedQuestion(
                 number=number,
                 question=question,
-                options=option_order(
-                    question, secret=secret, learner_key=learner.key, round=learner.round
-                ),
+                options=ordered(question, learner, secret),
                 selected_option_id=outcome.selected_option_id,
                 correct=outcome.correct,
             )
