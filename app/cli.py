@@ -83,8 +83,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .training.runner import train
     from .training.schemas import TrainRequest
 
-    fields = ("dataset", "hidden_layers", "activation", "epochs", "learning_rate", "batch_size")
-    fields += ("momentum", "init", "seed", "noise")
+    fields = tuple(TrainRequest.model_fields)
     given = {f: getattr(args, f) for f in fields if getattr(args, f) is not _UNSET}
     try:
         request = TrainRequest(**given)

@@ -107,6 +107,8 @@ def test_a_json_client_that_gives_up_stops_its_training_too(one_worker):
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(one_worker.url + "/train", json=LONG, timeout=2.5)
     assert wait_until_accepted(one_worker, deadline=8) < 8
+    # The abandoned request ends quietly (499), not as an unhandled error in the log.
+    assert "unhandled error" not in one_worker.log_path.read_text()
 
 
 def test_runs_beyond_the_workers_and_the_queue_get_429_with_retry_after(one_worker):

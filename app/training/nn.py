@@ -17,12 +17,9 @@ Two things differ from the lesson's code on purpose:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
 
-Activation = Literal["relu", "sigmoid", "tanh"]
-Init = Literal["he", "xavier", "lesson"]
 ACTIVATIONS: tuple[str, ...] = ("relu", "sigmoid", "tanh")
 INITS: tuple[str, ...] = ("he", "xavier", "lesson")
 

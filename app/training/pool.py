@@ -50,12 +50,14 @@ def _worker_main(conn: Connection) -> None:
         if message == "stop":  # arrived after its run had already finished
             continue
         config, boundary_every = message
-        stop = False
+        stop = shutdown = False
 
         def should_stop() -> bool:
-            nonlocal stop
+            nonlocal stop, shutdown
             while not stop and conn.poll():
-                stop = conn.recv() in ("stop", None)
+                message = conn.recv()
+                shutdown = message is None  # the pool is closing: stop, then exit
+                stop = shutdown or message == "stop"
             return stop
 
         def on_epoch(row: dict, boundary: list | None) -> None:
@@ -65,6 +67,8 @@ def _worker_main(conn: Connection) -> None:
             result = train(
                 config, on_epoch=on_epoch, should_stop=should_stop, boundary_every=boundary_every
             )
+            if shutdown:
+                return
             conn.send(("result", result))
         except (BrokenPipeError, OSError):
             return
@@ -130,13 +134,7 @@ class TrainingPool:
         self._idle: list[_Worker] = []
         self._all: set[_Worker] = set()
         self._admitted = 0
-        self._running = 0
         self._tasks: set[asyncio.Task] = set()
-
-    @property
-    def running(self) -> int:
-        """Runs holding a worker (ones still stopping included)."""
-        return self._running
 
     def has_room(self) -> bool:
         """Whether a run asked for now would be admitted (training or waiting)."""
@@ -162,7 +160,6 @@ class TrainingPool:
                 self._idle.append(worker)
             else:
                 self._discard(worker)
-        self._running -= 1
         self._slots.release()
         self._admitted -= 1
 
@@ -195,7 +192,6 @@ class TrainingPool:
         except BaseException:
             self._admitted -= 1
             raise
-        self._running += 1
         worker: _Worker | None = None
         finished = False
         try:
@@ -204,6 +200,7 @@ class TrainingPool:
             while True:
                 message = await worker.recv()
                 if message[0] == "error":
+                    log.error("training failed in a worker: %s", message[1])
                     finished = True
                     self._release(worker, healthy=True)
                     raise WorkerFailed(message[1])

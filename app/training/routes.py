@@ -132,7 +132,7 @@ async def train_route(
         gone.cancel()
         if not run.done():
             run.cancel()  # the client left: stop its training
-    if run.cancelled():
+    if not run.done() or run.cancelled():  # cancel() only asks; the task may not have ended yet
         return Response(status_code=499)
     try:
         return JSONResponse(run.result())
@@ -144,7 +144,7 @@ async def train_route(
 def playground_page(request: Request) -> HTMLResponse:
     """The playground, its form prefilled from the query string (the same URL a run shares)."""
     values, problems = parse_playground_query(request.query_params)
-    form = {k: v for k, v in values.items()}
+    form = dict(values)
     form["hidden_layers"] = ",".join(str(n) for n in values["hidden_layers"])
     form["batch_size"] = "full" if values["batch_size"] is None else values["batch_size"]
     return render(

@@ -17,20 +17,10 @@ from threadpoolctl import threadpool_limits
 
 from .datasets import DEFAULT_NOISE, Dataset, dataset_sizes, load_dataset
 from .nn import Network
+from .schemas import TrainRequest
 
-#: The request's fields and their defaults: the lesson's network on digits.
-DEFAULTS: dict[str, Any] = {
-    "dataset": "digits",
-    "hidden_layers": [128, 64],
-    "activation": "relu",
-    "epochs": 30,
-    "learning_rate": 0.1,
-    "batch_size": 64,
-    "momentum": 0.0,
-    "init": "he",
-    "seed": 0,
-    "noise": None,
-}
+#: The request's fields and their defaults (the lesson's network on digits), from the one schema.
+DEFAULTS: dict[str, Any] = TrainRequest().model_dump()
 #: Cells per side of the decision-boundary grid sent for 2-D sets.
 GRID = 48
 #: A step's fixed Python and NumPy call cost per layer, in units of one sample x one parameter.
@@ -50,7 +40,7 @@ def full_config(config: dict[str, Any]) -> dict[str, Any]:
     name = merged["dataset"]
     if name in DEFAULT_NOISE and merged["noise"] is None:
         merged["noise"] = DEFAULT_NOISE[name]
-    n_train, n_features, n_classes = dataset_sizes(name)
+    _, n_features, n_classes = dataset_sizes(name)
     merged["layer_sizes"] = [n_features, *merged["hidden_layers"], n_classes]
     return merged
 
