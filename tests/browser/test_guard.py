@@ -10,17 +10,20 @@ pytestmark = pytest.mark.browser
 def test_the_guard_blocks_and_reports_requests_off_127_0_0_1_and_csp_violations(session):
     page = session.page
     page.goto("/")
-    page.evaluate(
-        """() => {
-        const img = document.createElement("img");
-        img.src = "http://192.0.2.1/tracker.png";  // TEST-NET-1: never routable
-        document.body.append(img);
-        const script = document.createElement("script");
-        script.textContent = "window.inlineRan = true";  // inline: CSP must refuse it
-        document.body.append(script);
-    }"""
-    )
-    page.wait_for_timeout(300)
+    foreign = lambda request: "192.0.2.1" in request.url  # noqa: E731
+    csp = lambda message: "Content Security Policy" in message.text  # noqa: E731
+    with page.expect_event("requestfailed", foreign) as failed, page.expect_console_message(csp):
+        page.evaluate(
+            """() => {
+            const img = document.createElement("img");
+            img.src = "http://192.0.2.1/tracker.png";  // TEST-NET-1: never routable
+            document.body.append(img);
+            const script = document.createElement("script");
+            script.textContent = "window.inlineRan = true";  // inline: CSP must refuse it
+            document.body.append(script);
+        }"""
+        )
+    assert failed.value.failure  # aborted by the guard's route, not merely noticed
     assert page.evaluate("window.inlineRan === undefined")
     problems = session.guard.problems()
     assert "request left 127.0.0.1: http://192.0.2.1/tracker.png" in problems
