@@ -99,18 +99,23 @@ class Database:
 
 WRITE_LOCK = "write_lock"
 _HELD = "write_lock_held"
+WRITING = "writing"
 LOCK_TIMEOUT_S = 30.0
 
 
 def _release_write_lock(session: Session, transaction: SessionTransaction) -> None:
-    """After the write transaction's COMMIT or ROLLBACK has run, let the next writer in."""
-    if transaction.parent is None and session.info.pop(_HELD, False):
+    """After the outermost transaction's COMMIT or ROLLBACK has run, the session is no longer
+    writing (so its next write begins IMMEDIATE again) and the next writer may go in."""
+    if transaction.parent is not None:
+        return
+    session.info.pop(WRITING, None)
+    if session.info.pop(_HELD, False):
         session.info[WRITE_LOCK].release()
 
 
 def begin_write(session: Session) -> None:
     """Start a write transaction: BEGIN IMMEDIATE on SQLite (an open read ends first)."""
-    if session.info.get("writing") and session.in_transaction():
+    if session.info.get(WRITING) and session.in_transaction():
         return
     if session.in_transaction():
         session.commit()
@@ -124,13 +129,12 @@ def begin_write(session: Session) -> None:
     except BaseException:
         session.rollback()
         raise
-    session.info["writing"] = True
+    session.info[WRITING] = True
 
 
 def commit(session: Session) -> None:
     """Commit the write transaction; the next write begins a new one."""
     session.commit()
-    session.info["writing"] = False
 
 
 # --- migrations -------------------------------------------------------------------------------

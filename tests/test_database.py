@@ -165,3 +165,25 @@ def test_cli_db_upgrade_and_user_create(tmp_path, database_url, make_app):
         )
         headers = {"Authorization": f"Bearer {response.json()['access_token']}"}
         assert client.get("/api/me", headers=headers).json()["role"] == "instructor"
+
+
+def test_a_write_after_a_rolled_back_write_begins_immediate_and_takes_the_lock_again(tmp_path):
+    db = Database.open(f"sqlite:///{tmp_path / 'r.db'}")
+    upgrade(db.engine)
+    begins: list[str] = []
+    sa.event.listen(
+        db.engine, "before_cursor_execute", lambda *a: begins.append(a[2]) if "BEGIN" in a[2]
+        else None,
+    )  # fmt: skip
+    lock = db.sessions.kw["info"]["write_lock"]
+    with db.session() as session:
+        begin_write(session)
+        session.rollback()  # e.g. a username that was taken
+        assert not lock.locked()
+        session.execute(sa.text("SELECT 1"))  # a read opens a (deferred) transaction
+        begin_write(session)
+        assert begins[-1] == "BEGIN IMMEDIATE"
+        assert lock.locked()
+        commit(session)
+    assert not lock.locked()
+    db.close()
