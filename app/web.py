@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .deps import user_of
 
 log = logging.getLogger("backprop")
 
@@ -118,6 +121,13 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+async def _resolve_user(request: Request) -> None:
+    """Look up the signed-in user off the event loop before an error page renders its nav
+    (the nav's context processor would otherwise query the database on the loop)."""
+    with suppress(StarletteHTTPException):  # a bad token still gets its error page
+        await user_of(request)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Every error a user can cause becomes a clear 4xx; a bug becomes a 500 with no traceback."""
 
@@ -126,6 +136,8 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else "request failed"
         if isinstance(exc.detail, (dict, list)) and wants_json(request):
             return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+        if not wants_json(request):
+            await _resolve_user(request)
         return error_page(request, exc.status_code, detail, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
@@ -137,6 +149,7 @@ def install_error_handlers(app: FastAPI) -> None:
             return JSONResponse(
                 {"detail": _validation_message(exc), "errors": errors}, status_code=422
             )
+        await _resolve_user(request)
         return error_page(request, 422, _validation_message(exc))
 
     @app.exception_handler(Exception)
