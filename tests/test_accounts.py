@@ -301,3 +301,24 @@ def test_delete_me_removes_everything_of_mine_and_nothing_else(client):
     assert client.post("/api/auth/token", data={"username": "ada", "password": PASSWORD}
                        ).status_code == 401  # fmt: skip
     register(client, "ada")  # the name is free again
+
+
+@pytest.mark.parametrize(
+    ("issue", "table"),
+    [
+        (lambda s, uid, days: service.create_session(s, user_id=uid, days=days), "sessions"),
+        (lambda s, uid, days: service.create_token(s, user_id=uid, days=days), "api_tokens"),
+    ],
+)
+def test_issuing_a_session_or_token_drops_that_users_expired_ones(client, issue, table):
+    user_id = register(client, "purgee")["id"]
+    db = client.app.state.db
+    with db.session() as session:
+        issue(session, user_id, -1)  # already expired
+        issue(session, user_id, -1)
+    with db.session() as session:
+        issue(session, user_id, 1)
+        rows = session.execute(
+            sa.text(f"SELECT expires_at FROM {table} WHERE user_id = :u"), {"u": user_id}
+        )
+        assert len(rows.all()) == 1

@@ -165,6 +165,14 @@ def authenticate(session: Session, *, username: str, password: str, address: str
 # --- browser sessions and API tokens ----------------------------------------------------------
 
 
+def _purge_expired(
+    session: Session, model: type[WebSession] | type[ApiToken], *, user_id: int, now: datetime
+) -> None:
+    """A user's expired sessions (or tokens) are of no further use: drop them as new ones are
+    issued, so each table stays as small as its live credentials."""
+    session.execute(delete(model).where(model.user_id == user_id, model.expires_at <= now))
+
+
 def create_session(
     session: Session, *, user_id: int, days: int, replace_token: str | None = None
 ) -> str:
@@ -174,6 +182,7 @@ def create_session(
     if replace_token:
         session.execute(delete(WebSession).where(WebSession.token_hash == _digest(replace_token)))
     now = utcnow()
+    _purge_expired(session, WebSession, user_id=user_id, now=now)
     session.add(
         WebSession(
             token_hash=_digest(token),
@@ -211,11 +220,7 @@ def create_token(session: Session, *, user_id: int, days: int) -> tuple[str, dat
     session.add(
         ApiToken(token_hash=_digest(token), user_id=user_id, created_at=now, expires_at=expires_at)
     )
-    # expired tokens and sessions of this user are of no further use
-    session.execute(delete(ApiToken).where(ApiToken.user_id == user_id, ApiToken.expires_at <= now))
-    session.execute(
-        delete(WebSession).where(WebSession.user_id == user_id, WebSession.expires_at <= now)
-    )
+    _purge_expired(session, ApiToken, user_id=user_id, now=now)
     commit(session)
     return token, expires_at
 
