@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 
 from app.content import load_course
@@ -98,12 +98,13 @@ lines = st.one_of(
     st.text(max_size=30),
 )
 valid_fields = st.fixed_dictionaries(
-    {},
-    optional={
-        "id": st.sampled_from(["id: fuzzed", "id: Bad Id", "id: 7", "id:"]),
-        "title": st.sampled_from(["title: Fuzzed", "title: [a]", "title:"]),
-        "section": st.sampled_from(["section: basics", "section: 3", "section: {a: b}"]),
-        "duration": st.sampled_from(["duration: 5 mins", "duration: soon", "duration: -3"]),
+    # The four required fields are always written and usually valid, so the fuzzer reaches
+    # both outcomes: a served lesson and a content error.
+    {
+        "id": st.sampled_from(["id: fuzzed"] * 4 + ["id: Bad Id", "id: 7", "id:"]),
+        "title": st.sampled_from(["title: Fuzzed"] * 4 + ["title: [a]", "title:"]),
+        "section": st.sampled_from(["section: basics"] * 4 + ["section: 3", "section: {a: b}"]),
+        "duration": st.sampled_from(["duration: 5 mins"] * 4 + ["duration: soon", "duration: -3"]),
     },
 ).map(lambda fields: list(fields.values()))
 bodies = st.one_of(
@@ -122,8 +123,10 @@ bodies = st.one_of(
 )  # fmt: skip
 
 
-@FUZZ
-@given(
+front_matter_files = st.builds(
+    lambda fields, junk, order, closing, body, newline: _compose(
+        fields, junk, order, closing, body, newline
+    ),
     fields=valid_fields,
     junk=st.lists(lines, max_size=8),
     order=st.randoms(use_true_random=False),
@@ -131,13 +134,38 @@ bodies = st.one_of(
     body=bodies,
     newline=st.sampled_from(["\n", "\r\n", "\r"]),
 )
-def test_malformed_front_matter_is_a_content_error_or_a_lesson(
-    folder, fields, junk, order, closing, body, newline
-):
+
+
+def _compose(fields, junk, order, closing, body, newline) -> bytes:
     meta = fields + junk
     order.shuffle(meta)
-    text = "\n".join(["---", *meta, closing, body])
-    check(folder, text.replace("\n", newline).encode("utf-8", "surrogatepass"))
+    return "\n".join(["---", *meta, closing, body]).replace("\n", newline).encode()
+
+
+@FUZZ
+@given(raw=front_matter_files)
+def test_malformed_front_matter_is_a_content_error_or_a_lesson(folder, raw):
+    check(folder, raw)
+
+
+def _serves(folder: Path, raw: bytes) -> bool:
+    path = folder / "probe.md"
+    path.write_bytes(raw)
+    try:
+        load_lesson(path, "probe.md")
+    except ContentError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("outcome", [True, False], ids=["a lesson", "a content error"])
+def test_the_front_matter_fuzzer_reaches_both_outcomes(folder, outcome):
+    found = find(
+        front_matter_files,
+        lambda raw: _serves(folder, raw) is outcome,
+        settings=settings(max_examples=500, database=None, derandomize=True, deadline=None),
+    )
+    assert _serves(folder, found) is outcome
 
 
 @pytest.mark.parametrize("key", ["? [a, b]\n: value", "{a: 1}: value", "[1]: value"])
