@@ -22,9 +22,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
 
-from bench.load import SCENARIOS, SEED, Scenario, bearer_tokens, measure, report  # noqa: E402
+from bench.load import (  # noqa: E402
+    SCENARIOS,
+    SEED,
+    Scenario,
+    bearer_tokens,
+    first_option_answers,
+    measure,
+    report,
+    server_env,
+)
 from tests.live import LiveServer  # noqa: E402
 
 LEARNERS = 8
@@ -32,11 +40,10 @@ PASSWORD = "benchmark-password"
 
 
 def signed_in_quiz_scenario(base: str) -> Scenario:
-    """Register learners, take their tokens, and POST half-right answers as them in turn."""
+    """Register learners, take their tokens, and POST full sets of answers as them in turn."""
     names = [f"bench{i}-{os.getpid()}" for i in range(LEARNERS)]
     tokens = bearer_tokens(base, names, PASSWORD)
-    quiz = httpx.get(f"{base}/api/lessons/{SEED}/quiz").json()
-    answers = {q["id"]: q["options"][0]["id"] for q in quiz["questions"]}
+    answers = first_option_answers(base)
     path = f"/api/lessons/{SEED}/quiz/attempts"
     lua = f"""
 local tokens = {{{", ".join(json.dumps(t) for t in tokens)}}}
@@ -72,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     names = [n for n in args.only.split(",") if n and n != "healthz"]
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        env = {"CONTENT_DIR": str(ROOT / "content"), "DATA_DIR": str(tmp / "data")}
-        if os.environ.get("DATABASE_URL"):
+        env = server_env(tmp / "data")
+        if os.environ.get("DATABASE_URL"):  # measure PostgreSQL instead, on purpose
             env["DATABASE_URL"] = os.environ["DATABASE_URL"]
         server = LiveServer(env, log_path=tmp / "server.log").start()
         try:

@@ -33,7 +33,14 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from bench.accounts import PASSWORD  # noqa: E402  (also registers the quiz-signed-in scenario)
-from bench.load import SCENARIOS, SEED, bearer_tokens, run_wrk  # noqa: E402
+from bench.load import (  # noqa: E402
+    SCENARIOS,
+    SEED,
+    bearer_tokens,
+    first_option_answers,
+    run_wrk,
+    server_env,
+)
 from tests.live import LiveServer  # noqa: E402
 
 LOAD_SCENARIOS = ["healthz", "lesson", "quiz-signed-in"]
@@ -41,7 +48,7 @@ LOAD_SCENARIOS = ["healthz", "lesson", "quiz-signed-in"]
 
 def server_for(data: Path) -> LiveServer:
     return LiveServer(
-        {"CONTENT_DIR": str(ROOT / "content"), "DATA_DIR": str(data)},
+        server_env(data),
         log_path=data.parent / "server.log",
     )
 
@@ -151,8 +158,7 @@ def faults(rounds: int, threads: int, burst: float, tmp: Path) -> bool:
     ok = True
     try:
         learners = sign_up(server.url, 8)
-        quiz = httpx.get(f"{server.url}/api/lessons/{SEED}/quiz").json()
-        answers = {q["id"]: q["options"][0]["id"] for q in quiz["questions"]}
+        answers = first_option_answers(server.url)
         every_acknowledged: set[int] = set()
         owners: dict[int, int] = {}
         last_of_round: list[int] = []

@@ -91,6 +91,23 @@ def post_json_lua(path: str, body: dict, headers: dict[str, str] | None = None) 
     return "\n".join(lines) + "\n"
 
 
+def server_env(data: Path) -> dict[str, str]:
+    """The bundled course on a throwaway SQLite file in `data`: a DATABASE_URL from the shell
+    or a .env must not send a benchmark to some other database."""
+    return {
+        "CONTENT_DIR": str(ROOT / "content"),
+        "DATA_DIR": str(data),
+        "DATABASE_URL": f"sqlite:///{data / 'backprop.db'}",
+    }
+
+
+def first_option_answers(base: str) -> dict[str, str]:
+    """An answer to every question of the seed quiz: each one's first option as served, which
+    (the order being per learner) is right or wrong by chance."""
+    quiz = httpx.get(f"{base}/api/lessons/{SEED}/quiz").json()
+    return {q["id"]: q["options"][0]["id"] for q in quiz["questions"]}
+
+
 def bearer_tokens(base: str, names: list[str], password: str) -> list[str]:
     """Register each learner (an existing name is fine) and return their bearer tokens."""
     tokens = []
@@ -103,9 +120,8 @@ def bearer_tokens(base: str, names: list[str], password: str) -> list[str]:
 
 
 def guest_quiz_scenario(base: str) -> Scenario:
-    """Guest submissions: half right answers, graded but not stored."""
-    quiz = httpx.get(f"{base}/api/lessons/{SEED}/quiz").json()
-    answers = {q["id"]: q["options"][0]["id"] for q in quiz["questions"]}
+    """Guest submissions of a full set of answers: graded, not stored."""
+    answers = first_option_answers(base)
     path = f"/api/lessons/{SEED}/quiz/attempts"
     return Scenario("quiz (guest POST)", path, post_json_lua(path, {"answers": answers}))
 
@@ -228,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         server = LiveServer(
-            {"CONTENT_DIR": str(ROOT / "content"), "DATA_DIR": str(tmp / "data")},
+            server_env(tmp / "data"),
             log_path=tmp / "server.log",
         ).start()
         try:

@@ -120,7 +120,9 @@ def bench_http(hidden: list[int]) -> tuple[float, float]:
     from tests.live import LiveServer
 
     folder = Path(tempfile.mkdtemp(prefix="bench-train-"))
-    env = {"CONTENT_DIR": str(ROOT / "content"), "DATA_DIR": str(folder), "SECRET_KEY": "b" * 32}
+    from bench.load import server_env
+
+    env = {**server_env(folder), "SECRET_KEY": "b" * 32}
     server = LiveServer(env, log_path=folder / "server.log").start()
     try:
         body = {"hidden_layers": hidden, "epochs": EPOCHS, "batch_size": BATCH}

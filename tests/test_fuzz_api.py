@@ -2,7 +2,7 @@
 headers and body are the ones the schema documents. Signed in as an instructor (bearer token),
 so protected operations are reached past their 401 and 403.
 
-Each operation gets schema-valid examples (steered half the time towards ids that exist, so
+Each operation gets schema-valid examples (steered three times in four towards ids that exist, so
 lessons, quizzes and attempts are found rather than 404) and schema-invalid ones (which must be
 refused with a 4xx). schemathesis's own pytest loader (`from_fixture`) does not run under
 pytest 9, so hypothesis drives each operation's strategy here.
