@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
 from app.content import load_course  # noqa: E402
-from tests.live import CHROMIUM_ARGS, LiveServer  # noqa: E402
+from tests.live import CHROMIUM, CHROMIUM_ARGS, LiveServer  # noqa: E402
 
 SEED = "dl-intro-neural-networks"
 
@@ -27,8 +27,8 @@ def sign_up(page: Page, base: str, name: str) -> None:
     page.goto(base + "/register")
     page.get_by_label("Username").fill(name)
     page.get_by_label("Password").fill("screenshot-password")
-    page.get_by_role("button", name="Create account").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():  # the page is already loaded: wait for the POST's answer
+        page.get_by_role("button", name="Create account").click()
 
 
 def shoot_course(page: Page, base: str) -> None:
@@ -48,8 +48,8 @@ def shoot_review(page: Page, base: str) -> None:
         wrong = next(o for o in question.options if not o.correct)
         choice = wrong if question is quiz.questions[-1] else question.correct_option
         page.locator(f"input[value='{choice.id}']").check()
-    page.locator("form.quiz button[type=submit]").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.locator("form.quiz button[type=submit]").click()
 
 
 def shoot_playground(page: Page, base: str) -> None:
@@ -90,9 +90,7 @@ def main() -> int:
         ).start()
         try:
             with sync_playwright() as pw:
-                browser = pw.chromium.launch(
-                    executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-                )
+                browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 for scheme in ("light", "dark"):
                     context = browser.new_context(
                         viewport={"width": args.width, "height": args.height}, color_scheme=scheme

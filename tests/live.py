@@ -14,6 +14,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 
+#: Debian's Chromium, or another binary named by BACKPROP_CHROMIUM.
+CHROMIUM = os.environ.get("BACKPROP_CHROMIUM", "/usr/bin/chromium")
 #: Flags for Debian's Chromium here: as root it needs --no-sandbox, and without the
 #: background-networking flags it keeps trying to reach Google's hosts on a closed network.
 CHROMIUM_ARGS = [

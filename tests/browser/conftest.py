@@ -23,9 +23,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from ..conftest import FIXTURE_COURSE, ROOT, SEED
-from ..live import CHROMIUM_ARGS, LiveServer
+from ..live import CHROMIUM, CHROMIUM_ARGS, LiveServer
 
-CHROMIUM = os.environ.get("BACKPROP_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
 PASSWORD = "correct horse battery"
 #: Reports the CSP violations a page sees to the console, where the guard collects them.
