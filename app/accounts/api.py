@@ -21,6 +21,7 @@ from ..deps import (
 from ..lessons.schemas import UNPARSABLE_BODY
 from . import progress as progress_service
 from . import service
+from .cookies import clear_session_cookie
 from .schemas import (
     FORBIDDEN,
     INVALID,
@@ -119,7 +120,7 @@ def logout(
         request.app.state.db.token_cache.discard(token)
     else:
         service.delete_session(session, token=request.cookies.get(SESSION_COOKIE, ""))
-        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+        clear_session_cookie(request, response)
     return response
 
 
@@ -139,7 +140,7 @@ def delete_me(request: Request, user: CurrentUser, session: SessionDep) -> Respo
     service.delete_user(session, user_id=user.id)
     request.app.state.db.token_cache.discard_user(user.id)
     response = Response(status_code=204)
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+    clear_session_cookie(request, response)
     return response
 
 

@@ -25,6 +25,7 @@ from ..web import render, render_string
 from . import charts, service
 from . import progress as progress_service
 from .api import client_address
+from .cookies import clear_session_cookie, set_session_cookie
 
 pages = APIRouter(include_in_schema=False)
 
@@ -52,18 +53,6 @@ def safe_next(target: str | None) -> str:
 def require_csrf(request: Request, token: str) -> None:
     if not csrf_ok(request.app.state.secret, request.state.visitor, token):
         raise HTTPException(403, "the form expired or came from another site; reload and retry")
-
-
-def set_session_cookie(request: Request, response: Response, token: str, days: int) -> None:
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        max_age=days * 86400,
-        path="/",
-        httponly=True,
-        samesite="lax",
-        secure=request.url.scheme == "https",
-    )
 
 
 def login_redirect(request: Request) -> RedirectResponse:
@@ -203,10 +192,7 @@ def logout_submit(request: Request, session: SessionDep, csrf_token: Field = "")
     if cookie:
         service.delete_session(session, token=cookie)
     response = RedirectResponse("/", status_code=303)
-    response.delete_cookie(
-        SESSION_COOKIE, path="/", httponly=True, samesite="lax",
-        secure=request.url.scheme == "https",
-    )  # fmt: skip
+    clear_session_cookie(request, response)
     return response
 
 
@@ -257,7 +243,7 @@ def delete_me_submit(
     service.delete_user(session, user_id=user.id)
     request.app.state.db.token_cache.discard_user(user.id)
     response = RedirectResponse("/", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+    clear_session_cookie(request, response)
     return response
 
 
