@@ -28,9 +28,6 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-ROLES = ("learner", "instructor")
-STATUSES = ("not_started", "in_progress", "completed")
-
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

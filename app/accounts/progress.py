@@ -173,14 +173,6 @@ def record_attempts(
     return results
 
 
-def record_attempt(session: Session, *, user_id: int, grade: GradeLike) -> int:
-    """Store one graded attempt (see record_attempts); its id, or NoSuchUser."""
-    (result,) = record_attempts(session, entries=[(user_id, grade)])
-    if isinstance(result, NoSuchUser):
-        raise result
-    return result
-
-
 def attempt_round(session: Session, *, user_id: int, lesson_id: str) -> int:
     """How many attempts the learner has made at the lesson: the shuffle round of the next."""
     return (

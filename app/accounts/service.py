@@ -98,15 +98,6 @@ def get_user_by_name(session: Session, *, username: str) -> User | None:
     return session.scalar(select(User).where(User.username_key == username_key(username)))
 
 
-def set_password(session: Session, *, user_id: int, password: str) -> None:
-    password_hash = hash_password(password)
-    begin_write(session)
-    user = session.get(User, user_id)
-    if user is not None:
-        user.password_hash = password_hash
-    commit(session)
-
-
 def delete_user(session: Session, *, user_id: int) -> None:
     """Delete a user and, by cascade, their sessions, tokens, attempts and progress."""
     begin_write(session)
@@ -235,11 +226,6 @@ def token_owner(session: Session, *, token: str) -> tuple[User, datetime] | None
         .where(ApiToken.token_hash == _digest(token), ApiToken.expires_at > utcnow())
     ).first()
     return (row[0], row[1]) if row else None
-
-
-def user_for_token(session: Session, *, token: str) -> User | None:
-    owner = token_owner(session, token=token)
-    return owner[0] if owner else None
 
 
 def revoke_token(session: Session, *, token: str) -> None:
