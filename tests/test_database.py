@@ -102,9 +102,17 @@ def test_write_sessions_begin_immediate_and_wait_instead_of_failing(tmp_path):
     errors: list[BaseException] = []
 
     def worker() -> None:
+        # A Database of its own, like another worker process: no shared in-process lock, so
+        # only BEGIN IMMEDIATE (and the busy timeout) keeps these read-then-write transactions
+        # from failing with "database is locked".
+        own = Database.open(str(db.engine.url))
+        sa.event.listen(
+            own.engine, "before_cursor_execute",
+            lambda *a: statements.append(a[2]) if "BEGIN" in a[2] else None,
+        )  # fmt: skip
         try:
             for _ in range(25):
-                with db.session() as session:
+                with own.session() as session:
                     begin_write(session)
                     count = session.execute(sa.text("SELECT count(*) FROM login_failures"))
                     session.execute(
@@ -117,6 +125,8 @@ def test_write_sessions_begin_immediate_and_wait_instead_of_failing(tmp_path):
                     commit(session)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
+        finally:
+            own.close()
 
     threads = [threading.Thread(target=worker) for _ in range(4)]
     for t in threads:
