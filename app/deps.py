@@ -17,6 +17,7 @@ from .accounts.service import token_owner, user_for_session
 from .config import Settings
 from .content import Course, Lesson
 from .models import User
+from .security import csrf_ok
 
 
 async def get_settings_dep(request: Request) -> Settings:
@@ -106,7 +107,24 @@ async def user_of(request: Request) -> User | None:
         )
     request.state.auth = ("token" if token else "session") if user else None
     request.state.user = user
+    if request.state.auth == "session" and _unsafe_api_call(request):
+        # A cookie rides along with any request the browser makes; a header does not: an API
+        # write authenticated by the session cookie must also carry the page's CSRF token.
+        token_header = request.headers.get(CSRF_HEADER)
+        if not csrf_ok(request.app.state.secret, request.state.visitor, token_header):
+            raise HTTPException(
+                status_code=403,
+                detail=f"an API write signed in by cookie needs the {CSRF_HEADER} header "
+                "(the csrf_token of any page's form); API clients should use a bearer token",
+            )
     return user
+
+
+CSRF_HEADER = "X-CSRF-Token"
+
+
+def _unsafe_api_call(request: Request) -> bool:
+    return request.method not in ("GET", "HEAD", "OPTIONS") and request.url.path.startswith("/api/")
 
 
 async def get_optional_user(

@@ -274,7 +274,7 @@ def test_course_index_shows_statuses_progress_and_where_to_continue(course_clien
     register(client, "ada")
     browser_login(client, "ada")
     client.get("/lessons/gradient-descent")
-    client.post("/api/lessons/learning-rates/complete")
+    client.post("/api/lessons/learning-rates/complete", headers={"X-CSRF-Token": csrf(client)})
     page = client.get("/").text
     total = len(client.app.state.course.lessons)
     assert f"1 of {total} lessons completed" in page
@@ -309,3 +309,21 @@ def test_instructor_page_needs_an_instructor(client):
     assert page.status_code == 200 and "Pass rate by lesson" in page.text
     assert 'class="bar"' in page.text and "style=" not in page.text
     assert 'href="/instructor"' in page.text  # the nav link instructors get
+
+
+def test_a_cookie_signed_in_api_write_needs_the_csrf_header_but_a_bearer_token_does_not(
+    course_client,
+):
+    client = course_client
+    register(client, "ada")
+    browser_login(client, "ada")
+    url = "/api/lessons/learning-rates/complete"
+    refused = client.post(url)
+    assert refused.status_code == 403 and "X-CSRF-Token" in refused.json()["detail"]
+    assert client.post(url, headers={"X-CSRF-Token": "forged"}).status_code == 403
+    assert client.get("/api/me/progress").status_code == 200  # reads need no token
+    progress = client.get("/api/me/progress").json()
+    assert progress["completed"] == 0  # the refused writes changed nothing
+    assert client.post(url, headers={"X-CSRF-Token": csrf(client)}).status_code == 200
+    with TestClient(client.app) as api_client:  # no cookies, a bearer token
+        assert api_client.post(url, headers=bearer(token(api_client, "ada"))).status_code == 200
