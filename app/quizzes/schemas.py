@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from .grading import Grade
@@ -72,3 +74,30 @@ class AttemptOut(BaseModel):
                 for r in grade.results
             ],
         )
+
+
+def attempt_json(grade: Grade, attempt_id: int | None) -> bytes:
+    """`AttemptOut.of(grade, attempt_id)` as JSON, built without pydantic: the same fields in
+    the same order (tests/test_quizzes.py checks it against the model), for the hot route."""
+    return json.dumps(
+        {
+            "lesson_id": grade.lesson_id,
+            "score": grade.score,
+            "total": grade.total,
+            "percent": grade.percent,
+            "passed": grade.passed,
+            "attempt_id": attempt_id,
+            "results": [
+                {
+                    "question_id": r.question_id,
+                    "selected_option_id": r.selected_option_id,
+                    "correct_option_id": r.correct_option_id,
+                    "correct": r.correct,
+                    "explanation": r.explanation_html,
+                }
+                for r in grade.results
+            ],
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    ).encode()
