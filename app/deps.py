@@ -17,7 +17,7 @@ from .accounts.service import token_owner, user_for_session
 from .config import Settings
 from .content import Course, Lesson
 from .models import User
-from .security import csrf_ok
+from .security import csrf_ok, read_cookie
 
 
 async def get_settings_dep(request: Request) -> Settings:
@@ -80,8 +80,11 @@ def resolve_user(db, *, token: str | None, cookie: str | None) -> User | None | 
 
 def bearer_token(request: Request) -> str | None:
     """The token of an `Authorization: Bearer ...` header, if any."""
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    return value.strip() or None if scheme.lower() == "bearer" else None
+    for key, value in request.scope["headers"]:  # raw headers: no Headers object per request
+        if key == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token.strip() or None if scheme.lower() == "bearer" else None
+    return None
 
 
 async def user_of(request: Request) -> User | None:
@@ -94,7 +97,7 @@ async def user_of(request: Request) -> User | None:
     if hasattr(request.state, "user"):
         return request.state.user
     token = bearer_token(request)
-    cookie = request.cookies.get(SESSION_COOKIE)
+    cookie = read_cookie(request.scope, SESSION_COOKIE)
     db = request.app.state.db
     user = db.token_cache.get(token) if token else None  # the hot API path: no thread hop
     if user is None and (token or cookie):

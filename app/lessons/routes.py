@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse
 from ..accounts.pages import course_progress_context
 from ..deps import CourseDep, LessonDep, lesson_or_404, user_of
 from ..quizzes.deps import get_learner
-from ..quizzes.service import present
+from ..quizzes.grading import option_permutation
 from ..web import render, render_string
 from .schemas import ErrorBody, LessonDetail, LessonSummary
 
@@ -57,12 +57,17 @@ async def lesson_page(request: Request) -> HTMLResponse:
     for filler in state.lesson_slot_fillers:  # first: they may resolve the signed-in user
         values.update(await filler(request, lesson))
     values["user_nav"] = await user_nav(request)
-    if lesson.quiz:
+    if page.questions:
         learner = await get_learner(request)
-        for question in present(lesson.quiz, learner=learner, secret=state.secret):
-            values[f"options:{question.id}"] = "".join(
-                page.labels[oid] for oid, _ in question.options
+        for question in page.questions:
+            order = option_permutation(
+                question.id,
+                len(question.labels),
+                secret=state.secret,
+                learner_key=learner.key,
+                round=learner.round,
             )
+            values[question.slot] = question.options_html(order)
     return HTMLResponse(page.page.fill(values))
 
 

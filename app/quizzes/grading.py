@@ -39,24 +39,38 @@ def _shuffle_key(secret: str) -> bytes:
     return hashlib.sha256(f"option-order|{secret}".encode()).digest()
 
 
+def option_permutation(
+    question_id: str, count: int, *, secret: str, learner_key: str, round: int = 0
+) -> tuple[int, ...]:
+    """Where each of a question's `count` options goes in this learner's order (positions into
+    the authored list): the same on every reload of the same round, different between learners,
+    and independent of which option is right."""
+    # A keyed BLAKE2b digest, read as one big number, drives a Fisher-Yates shuffle: unpredictable
+    # without the secret, and far cheaper per request than seeding random.Random. Its 512 bits
+    # choose uniformly among the orders of any realistic number of options.
+    word = int.from_bytes(
+        hashlib.blake2b(
+            f"{learner_key}|{round}|{question_id}".encode(),
+            key=_shuffle_key(secret),
+            digest_size=64,
+        ).digest()
+    )
+    order = list(range(count))
+    for i in range(count - 1, 0, -1):
+        word, j = divmod(word, i + 1)
+        order[i], order[j] = order[j], order[i]
+    return tuple(order)
+
+
 def option_order(
     question: Question, *, secret: str, learner_key: str, round: int = 0
 ) -> list[Option]:
-    """The question's options in this learner's own order: the same on every reload of the same
-    round, different between learners, and independent of which option is right."""
-    # A keyed BLAKE2b digest drives a Fisher-Yates shuffle: unpredictable without the secret,
-    # and far cheaper per request than seeding random.Random.
-    digest = hashlib.blake2b(
-        f"{learner_key}|{round}|{question.id}".encode(),
-        key=_shuffle_key(secret),
-        digest_size=64,
-    ).digest()
-    options = list(question.options)
-    for i in range(len(options) - 1, 0, -1):
-        word = int.from_bytes(digest[(2 * i) % 62 : (2 * i) % 62 + 2], "big")
-        j = word % (i + 1)
-        options[i], options[j] = options[j], options[i]
-    return options
+    """The question's options in this learner's own order (see `option_permutation`)."""
+    options = question.options
+    positions = option_permutation(
+        question.id, len(options), secret=secret, learner_key=learner_key, round=round
+    )
+    return [options[i] for i in positions]
 
 
 def check_answers(quiz: Quiz, answers: Mapping[str, str | None]) -> dict[str, str]:
