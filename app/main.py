@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.attempt_writer = writer
     #: Async callables (request, lesson) → {slot: html} filling a lesson page's per-user slots.
     app.state.lesson_slot_fillers = [lesson_slots]
+    app.state.guest_slots = {}  # lesson id → a guest's slots, rendered on first use
     app.state.lesson_pages = build_lesson_pages(
         course,
         app.state.templates,
