@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .grading import Grade
+from .grading import Grade, QuestionResult
 
 
 class OptionOut(BaseModel):
@@ -76,10 +77,26 @@ class AttemptOut(BaseModel):
         )
 
 
-def attempt_json(grade: Grade, attempt_id: int | None) -> bytes:
-    """`AttemptOut.of(grade, attempt_id)` as JSON, built without pydantic: the same fields in
-    the same order (tests/test_quizzes.py checks it against the model), for the hot route."""
+@lru_cache(maxsize=4096)
+def _result_json(result: QuestionResult) -> str:
+    """One question's result as JSON, kept: a quiz has few distinct results (question × choice)."""
     return json.dumps(
+        {
+            "question_id": result.question_id,
+            "selected_option_id": result.selected_option_id,
+            "correct_option_id": result.correct_option_id,
+            "correct": result.correct,
+            "explanation": result.explanation_html,
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def attempt_json(grade: Grade, attempt_id: int | None) -> bytes:
+    """`AttemptOut.of(grade, attempt_id)` as JSON, built without pydantic for the hot route: the
+    same fields in the same order (tests/test_quizzes.py checks it against the model)."""
+    head = json.dumps(
         {
             "lesson_id": grade.lesson_id,
             "score": grade.score,
@@ -87,17 +104,9 @@ def attempt_json(grade: Grade, attempt_id: int | None) -> bytes:
             "percent": grade.percent,
             "passed": grade.passed,
             "attempt_id": attempt_id,
-            "results": [
-                {
-                    "question_id": r.question_id,
-                    "selected_option_id": r.selected_option_id,
-                    "correct_option_id": r.correct_option_id,
-                    "correct": r.correct,
-                    "explanation": r.explanation_html,
-                }
-                for r in grade.results
-            ],
         },
         ensure_ascii=False,
         separators=(",", ":"),
-    ).encode()
+    )
+    results = ",".join(map(_result_json, grade.results))
+    return f'{head[:-1]},"results":[{results}]}}'.encode()
