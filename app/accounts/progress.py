@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from sqlalchemy import case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.pool import PoolProxiedConnection
 
@@ -95,10 +96,17 @@ class _Dialect:
         self.sqlite = dialect.name == "sqlite"
         mark = "?" if self.sqlite else "%s"
         self.mark = mark
-        # pysqlite runs in autocommit mode (app/db.py) so we BEGIN ourselves, IMMEDIATE to take
-        # the write lock up front; psycopg opens a transaction implicitly at the first statement.
-        self.begin = "BEGIN IMMEDIATE" if self.sqlite else None
-        self.for_update = "" if self.sqlite else " FOR UPDATE"
+        # AttemptStore emits BEGIN itself on both (pysqlite already runs in autocommit mode, see
+        # app/db.py), so that a dead connection shows at BEGIN, before anything was written;
+        # IMMEDIATE takes SQLite's write lock up front.
+        self.begin = "BEGIN IMMEDIATE" if self.sqlite else "BEGIN"
+        # the same lock order in every transaction: concurrent batches cannot deadlock
+        self.for_update = "" if self.sqlite else " ORDER BY user_id, lesson_id FOR UPDATE"
+        self.pair = f"(user_id = {mark} AND lesson_id = {mark})"
+        #: PostgreSQL: create every missing progress row (ON CONFLICT DO NOTHING) before locking
+        #: any, the order that cannot deadlock against another instance's batch. SQLite's
+        #: IMMEDIATE transaction is alone, so it only inserts the rows it did not find.
+        self.insert_first = not self.sqlite
         #: UTCDateTime's own bind processor: the stored text (SQLite) or value (PostgreSQL) is
         #: exactly what the ORM and Core store for the same datetime.
         self.stamp = QuizAttempt.__table__.c.created_at.type.dialect_impl(dialect).bind_processor(
@@ -127,6 +135,18 @@ class _Dialect:
             n: f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * n)}"
             for n in (1, *_CHUNKS)
         }
+
+    def own(self, dbapi: Any) -> None:
+        """Prepare a pooled connection for AttemptStore's own BEGIN ... COMMIT."""
+        if not self.sqlite:
+            dbapi.rollback()  # psycopg: leave any implicit transaction, then no implicit BEGIN
+            dbapi.autocommit = True
+
+    def disown(self, dbapi: Any) -> None:
+        """Undo own() before the connection goes back to the pool."""
+        if not self.sqlite:
+            dbapi.rollback()
+            dbapi.autocommit = False
 
     def marks(self, n: int) -> str:
         return ", ".join([self.mark] * n)
@@ -162,13 +182,12 @@ class _Dialect:
         """Each (user, lesson) pair's progress as [attempts, best_percent, status, completed_at],
         the rows locked for this transaction (FOR UPDATE on PostgreSQL; SQLite's IMMEDIATE
         transaction already serialises writers)."""
-        users = list({u for u, _ in pairs})
-        lessons = list({lesson for _, lesson in pairs})
+        # OR of primary-key equalities: an index search per pair on both databases (SQLite
+        # scans the whole table for a row-value IN (VALUES ...))
         cursor.execute(
             f"SELECT {_PROGRESS_COLUMNS} FROM lesson_progress "
-            f"WHERE user_id IN ({self.marks(len(users))}) "
-            f"AND lesson_id IN ({self.marks(len(lessons))}){self.for_update}",
-            users + lessons,
+            f"WHERE {' OR '.join([self.pair] * len(pairs))}{self.for_update}",
+            [v for pair in pairs for v in pair],
         )
         return {(r[0], r[1]): list(r[2:]) for r in cursor.fetchall()}
 
@@ -203,11 +222,13 @@ def _store(
             return [NoSuchUser(user_id) for user_id, _ in entries]
     now = d.stamp(utcnow())  # one conversion per batch: every row of it carries the same time
     pairs = sorted({(user_id, grade.lesson_id) for user_id, grade in kept})
+    # ON CONFLICT DO NOTHING, then lock: two PostgreSQL instances creating the same row at once
+    # neither fail on the primary key nor lose an increment.
+    if d.insert_first:
+        cursor.executemany(d.insert_progress, [(u, lesson, now, now) for u, lesson in pairs])
     state = d.lock_progress(cursor, pairs)
     missing = [pair for pair in pairs if pair not in state]
     if missing:
-        # ON CONFLICT DO NOTHING, then lock: two PostgreSQL instances creating the same row at
-        # once neither fail on the primary key nor lose an increment.
         cursor.executemany(d.insert_progress, [(u, lesson, now, now) for u, lesson in missing])
         state.update(d.lock_progress(cursor, missing))
     ids = d.attempt_ids(cursor, len(kept))
@@ -253,14 +274,26 @@ def record_attempts(
     begin_write(session)
     try:
         conn = session.connection()
-        results = _store(
-            conn.connection.driver_connection.cursor(), _dialect(conn.dialect), entries
-        )
+        try:
+            results = _store(
+                conn.connection.driver_connection.cursor(), _dialect(conn.dialect), entries
+            )
+        except BaseException as exc:
+            _raise_as_sqlalchemy(exc, conn.dialect)
         commit(session)
     except BaseException:
         session.rollback()
         raise
     return results
+
+
+def _raise_as_sqlalchemy(exc: BaseException, dialect: Dialect) -> NoReturn:
+    """Raise a DB-API error as SQLAlchemy would have (IntegrityError, OperationalError, ...),
+    so callers see the same exceptions as from Core; anything else unchanged."""
+    base = dialect.loaded_dbapi.Error
+    if isinstance(exc, base):
+        raise DBAPIError.instance(None, None, exc, base, dialect=dialect) from exc
+    raise exc
 
 
 class AttemptStore:
@@ -276,45 +309,71 @@ class AttemptStore:
 
     def record(self, entries: Sequence[tuple[int, GradeLike]]) -> list[int | NoSuchUser]:
         """Like record_attempts: one transaction, committed before this returns."""
-        if self._connection is None:
-            self._connection = self._engine.raw_connection()
-            self._cursor = self._connection.driver_connection.cursor()
-        dbapi, cursor, d = self._connection.driver_connection, self._cursor, self._dialect
         lock = self._lock
         if lock is not None and not lock.acquire(timeout=LOCK_TIMEOUT_S):
             raise TimeoutError("the database stayed busy; try again")
         try:
-            if d.begin is not None:
-                cursor.execute(d.begin)
-            results = _store(cursor, d, entries)
-            dbapi.commit()
-        except BaseException as exc:
-            self._abandon(exc)
-            raise
+            cursor = self._begin()
+            try:
+                results = _store(cursor, self._dialect, entries)
+                self._connection.driver_connection.commit()  # type: ignore[union-attr]
+            except BaseException as exc:
+                self._abandon(exc)
+                _raise_as_sqlalchemy(exc, self._engine.dialect)
         finally:
             if lock is not None:
                 lock.release()
         return results
 
+    def _begin(self) -> Any:
+        """BEGIN on the kept connection; one the server has dropped meanwhile (a restart, an
+        idle timeout) is replaced once, as the pool's pre-ping would have done."""
+        d = self._dialect
+        while True:
+            fresh = self._connection is None
+            if fresh:
+                connection = self._engine.raw_connection()
+                d.own(connection.driver_connection)
+                self._connection, self._cursor = connection, connection.driver_connection.cursor()
+            try:
+                self._cursor.execute(d.begin)
+                return self._cursor
+            except Exception as exc:
+                if fresh or not self._engine.dialect.is_disconnect(
+                    exc,
+                    self._connection.driver_connection,
+                    self._cursor,  # type: ignore[union-attr]
+                ):
+                    self._abandon(exc)
+                    raise
+                self._discard()
+
     def _abandon(self, exc: BaseException) -> None:
         """Roll back; a connection that is gone (or cannot roll back) is replaced next time."""
-        connection, cursor = self._connection, self._cursor
-        assert connection is not None
-        dbapi = connection.driver_connection
-        if not self._engine.dialect.is_disconnect(exc, dbapi, cursor):
+        if self._connection is None:
+            return
+        dbapi = self._connection.driver_connection
+        if not self._engine.dialect.is_disconnect(exc, dbapi, self._cursor):
             try:
                 dbapi.rollback()
                 return
             except Exception:  # noqa: BLE001 - the connection is unusable: replace it
                 pass
-        self._connection = self._cursor = None
-        connection.invalidate()
+        self._discard()
+
+    def _discard(self) -> None:
+        connection, self._connection, self._cursor = self._connection, None, None
+        if connection is not None:
+            connection.invalidate()
 
     def close(self) -> None:
-        """Give the connection back to the pool."""
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = self._cursor = None
+        """Give the connection back to the pool as the pool lent it."""
+        connection, self._connection, self._cursor = self._connection, None, None
+        if connection is not None:
+            try:
+                self._dialect.disown(connection.driver_connection)
+            finally:
+                connection.close()
 
 
 def attempt_round(session: Session, *, user_id: int, lesson_id: str) -> int:
