@@ -2,10 +2,16 @@
 
 Stores N graded attempts (five answers each, like the seed quiz; eight learners, two lessons)
 into a throwaway SQLite file per run, in batches of 1, 8, 32 and 128, and prints the CPU
-time per attempt (`time.thread_time` of the storing thread; for the writer, `time.process_time`
-of the whole process: event loop and writer thread) for the app's implementation and for the
-baseline kept below: the SQLAlchemy Core `record_attempts` of commit 3de11b6 (and its writer),
-run in the same process on the same kind of file. Not a unit test.
+time per attempt for the app's implementation and for the baseline kept below: the SQLAlchemy
+Core `record_attempts` of commit 3de11b6 (and its writer), run in the same process on the same
+kind of file. Not a unit test. Rows:
+
+- record_attempts (thread): `record_attempts(session, ...)` with a Session per batch;
+  `time.thread_time` of the storing thread.
+- writer's store (thread): what the writer thread does per batch: before, a Session and the
+  baseline; now `AttemptStore.record` on the connection the writer keeps.
+- AttemptWriter (process): `batch` requests awaited at once from an event loop, through the
+  writer thread; `time.process_time` of the whole process (event loop and writer thread).
 
     python bench/store.py [--attempts 2048] [--repeat 3]
 """
@@ -30,7 +36,12 @@ from sqlalchemy import bindparam, select, update  # noqa: E402
 from sqlalchemy.dialects import postgresql, sqlite  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from app.accounts.progress import GradeLike, NoSuchUser, record_attempts  # noqa: E402
+from app.accounts.progress import (  # noqa: E402
+    AttemptStore,
+    GradeLike,
+    NoSuchUser,
+    record_attempts,
+)
 from app.accounts.writer import AttemptWriter  # noqa: E402
 from app.db import Database, begin_write, commit, upgrade  # noqa: E402
 from app.models import (  # noqa: E402
@@ -242,6 +253,20 @@ def direct(db: Database, store: Callable, entries: list, batch: int) -> float:
     return time.thread_time() - start
 
 
+def kept_connection(db: Database, entries: list, batch: int) -> float:
+    """CPU seconds of this thread to store `entries` in batches with AttemptStore (the writer
+    thread's own path: one kept DB-API connection, no Session)."""
+    store = AttemptStore(db)
+    try:
+        gc.collect()
+        start = time.thread_time()
+        for i in range(0, len(entries), batch):
+            store.record(entries[i : i + batch])
+        return time.thread_time() - start
+    finally:
+        store.close()
+
+
 def through_writer(writer, entries: list, batch: int) -> float:
     """CPU seconds of the whole process to store `entries` through a writer from an event loop,
     `batch` requests waiting at once."""
@@ -256,6 +281,10 @@ def through_writer(writer, entries: list, batch: int) -> float:
     start = time.process_time()
     asyncio.run(run())
     return time.process_time() - start
+
+
+def show(what: str, batch: int, old: float, new: float) -> None:
+    print(f"{what:26s} {batch:5d} {old:10.1f} {new:10.1f} {new / old:12.2f}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -283,12 +312,15 @@ def main(argv: list[str] | None = None) -> int:
                     db.close()
             return min(times) / n * 1e6
 
+        rows = []
         for batch in BATCHES:
             old = best(lambda db: direct(db, baseline_record_attempts, entries, batch))  # noqa: B023
             new = best(lambda db: direct(db, record_attempts, entries, batch))  # noqa: B023
-            print(
-                f"record_attempts (thread)   {batch:5d} {old:10.1f} {new:10.1f} {new / old:12.2f}"
-            )
+            kept = best(lambda db: kept_connection(db, entries, batch))  # noqa: B023
+            show("record_attempts (thread)", batch, old, new)
+            rows.append(("writer's store (thread)", batch, old, kept))
+        for row in rows:
+            show(*row)
         for batch in BATCHES:
 
             def old_writer(db: Database) -> float:
@@ -305,10 +337,7 @@ def main(argv: list[str] | None = None) -> int:
                 finally:
                     writer.close()
 
-            old, new = best(old_writer), best(new_writer)
-            print(
-                f"AttemptWriter (process)    {batch:5d} {old:10.1f} {new:10.1f} {new / old:12.2f}"
-            )
+            show("AttemptWriter (process)", batch, best(old_writer), best(new_writer))
     return 0
 
 
