@@ -211,6 +211,8 @@ def _store(
     Plain SQL strings and multi-row inserts: SQLAlchemy's per-statement compile-cache lookups
     and per-row parameter processing cost far more CPU (under the GIL) than SQLite's own work.
     """
+    if not entries:
+        return []
     users = list({user_id for user_id, _ in entries})
     cursor.execute(f"SELECT id FROM users WHERE id IN ({d.marks(len(users))})", users)
     existing = {row[0] for row in cursor.fetchall()}
