@@ -11,22 +11,16 @@ import asyncio
 import logging
 import queue
 import threading
-from dataclasses import dataclass
 
 from ..db import Database
-from .progress import GradeLike, NoSuchUser, record_attempts
+from .progress import AttemptStore, GradeLike, NoSuchUser
 
 log = logging.getLogger("backprop")
 
 MAX_BATCH = 256
 
-
-@dataclass
-class _Job:
-    user_id: int
-    grade: GradeLike
-    future: asyncio.Future
-    loop: asyncio.AbstractEventLoop
+#: (user id, grade, future, its event loop); a tuple is the cheapest thing to queue
+_Job = tuple[int, GradeLike, asyncio.Future, asyncio.AbstractEventLoop]
 
 
 class AttemptWriter:
@@ -42,8 +36,9 @@ class AttemptWriter:
         """The stored attempt's id, once its transaction has committed (NoSuchUser if deleted)."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._ensure_thread()
-        self._queue.put(_Job(user_id, grade, future, loop))
+        if self._thread is None:
+            self._start()
+        self._queue.put((user_id, grade, future, loop))
         return await future
 
     def close(self) -> None:
@@ -52,51 +47,53 @@ class AttemptWriter:
             self._thread.join(30)
             self._thread = None
 
-    def _ensure_thread(self) -> None:
-        if self._thread is None:
-            with self._start_lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(
-                        target=self._run, name="attempt-writer", daemon=True
-                    )
-                    self._thread.start()
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="attempt-writer", daemon=True
+                )
+                self._thread.start()
 
     def _run(self) -> None:
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            batch = [job]
-            stop = False
-            while len(batch) < MAX_BATCH:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                batch.append(more)
-            self._write(batch)
-            if stop:
-                return
-
-    def _write(self, batch: list[_Job]) -> None:
+        # One DB-API connection for the thread's life: a Session, pool checkout and SQLAlchemy's
+        # BEGIN/COMMIT events per batch would cost more CPU than storing a small batch.
+        store = AttemptStore(self.db)
         try:
-            with self.db.session() as session:
-                results = record_attempts(
-                    session, entries=[(job.user_id, job.grade) for job in batch]
-                )
+            while True:
+                job = self._queue.get()
+                if job is None:
+                    return
+                batch = [job]
+                stop = False
+                while len(batch) < MAX_BATCH:
+                    try:
+                        more = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        stop = True
+                        break
+                    batch.append(more)
+                self._write(store, batch)
+                if stop:
+                    return
+        finally:
+            store.close()
+
+    def _write(self, store: AttemptStore, batch: list[_Job]) -> None:
+        try:
+            results: list[object] = store.record([(job[0], job[1]) for job in batch])
         except Exception as exc:  # a database error: each job learns of it, none is lost silently
             if len(batch) > 1:  # retry one by one so that one bad entry fails only itself
                 for job in batch:
-                    self._write([job])
+                    self._write(store, [job])
                 return
             log.exception("storing a quiz attempt failed")
             results = [exc]
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, object]]] = {}
         for job, result in zip(batch, results, strict=True):
-            by_loop.setdefault(job.loop, []).append((job.future, result))
+            by_loop.setdefault(job[3], []).append((job[2], result))
         for loop, settled in by_loop.items():  # one wake-up per loop, not one per attempt
             try:
                 loop.call_soon_threadsafe(_settle_all, settled)
