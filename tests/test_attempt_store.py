@@ -5,6 +5,8 @@ and failures stay with the entry that caused them."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 from collections.abc import Iterator
 
@@ -12,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.accounts.progress import AttemptStore, NoSuchUser, record_attempts
-from app.accounts.writer import AttemptWriter
+from app.accounts.writer import AttemptWriter, WriterFailed
 from app.db import Database, upgrade
 from app.models import AttemptAnswer, LessonProgress, QuizAttempt, User, utcnow
 from app.quizzes.grading import Grade, QuestionResult
@@ -361,7 +363,7 @@ def test_the_writer_fails_only_the_bad_entry_and_answers_the_rest(db):
     thread.join(60)
     first, failed, third = outcome
     assert isinstance(first, int) and isinstance(third, int)
-    assert isinstance(failed, sa.exc.IntegrityError)
+    assert isinstance(failed, WriterFailed) and "IntegrityError" in str(failed)
     assert raw(db, "SELECT count(*) FROM quiz_attempts") == [(2,)]
     assert progress_of(db, b)["lesson-a"][:2] == ("completed", 1)
 
@@ -369,3 +371,32 @@ def test_the_writer_fails_only_the_bad_entry_and_answers_the_rest(db):
 def test_an_empty_batch_stores_nothing_and_fails_nothing(db):
     assert store_in_batches(db, [], [0]) == []
     assert raw(db, "SELECT count(*) FROM quiz_attempts") == [(0,)]
+
+
+def test_a_writer_process_that_dies_fails_its_waiting_attempt_and_the_next_one_is_stored(db):
+    (a,) = add_users(db, "a")
+
+    async def run() -> tuple:
+        writer = AttemptWriter(db)
+        try:
+            first = await writer.record(user_id=a, grade=grade("lesson-a", 4))
+            process = writer._process
+            os.kill(process.pid, signal.SIGSTOP)  # the next batch reaches a writer that is stuck
+            waiting = asyncio.ensure_future(writer.record(user_id=a, grade=grade("lesson-a", 4)))
+            await asyncio.sleep(0.2)
+            assert not waiting.done()
+            os.kill(process.pid, signal.SIGKILL)
+            lost = await asyncio.gather(waiting, return_exceptions=True)
+            third = await writer.record(user_id=a, grade=grade("lesson-a", 4))
+            return first, lost[0], third, writer._process is not process
+        finally:
+            writer.close()
+
+    outcome: list = []
+    thread = threading.Thread(target=lambda: outcome.extend(asyncio.run(run())))
+    thread.start()
+    thread.join(60)
+    first, lost, third, replaced = outcome
+    assert isinstance(lost, WriterFailed)
+    assert replaced and third > first
+    assert raw(db, "SELECT count(*) FROM quiz_attempts") == [(2,)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
-from ..accounts.writer import NoSuchUser
+from ..accounts.writer import NoSuchUser, WriterFailed
 from ..config import Settings
 from ..content import Lesson
 from ..deps import LessonDep, SettingsDep, lesson_or_404, user_of
@@ -36,6 +36,8 @@ async def stored(request: Request, user_id: int | None, result: Grade) -> int | 
         return await request.app.state.attempt_writer.record(user_id=user_id, grade=result)
     except NoSuchUser:
         raise HTTPException(401, "not signed in", headers={"WWW-Authenticate": "Bearer"}) from None
+    except WriterFailed:
+        raise HTTPException(503, "the attempt could not be stored; please submit again") from None
 
 
 NO_QUIZ = {404: {"model": ErrorBody, "description": "No such lesson, or it has no quiz"}}
