@@ -40,9 +40,13 @@ LESSON_NETWORK = {"dataset": "digits", "hidden_layers": [128, 64]}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Load and render the course once, then wire the routers; nothing is parsed per request."""
+    """Load and validate the course once, then wire the routers; nothing is parsed per request.
+
+    Lesson bodies the render cache lacks are rendered on first use (and then cached).
+    """
     settings = settings or get_settings()
-    course = load_course(settings.content_dir, cache_dir=settings.data_dir / "cache" / "lessons")
+    cache_dir = settings.data_dir / "cache" / "lessons"
+    course = load_course(settings.content_dir, cache_dir=cache_dir, lazy=True)
     log_problems(course)
     log.info("serving %d lesson(s) from %s", len(course.lessons), settings.content_dir)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html as htmllib
 import re
 import threading
+from collections.abc import Callable
 
 import markdown
 import nh3
@@ -105,12 +106,67 @@ class _Converter(threading.local):
 
 _converter = _Converter()
 
+Rendered = tuple[str, tuple[TocEntry, ...]]
 
-def render_body(text: str) -> tuple[str, tuple[TocEntry, ...]]:
+
+def render_body(text: str) -> Rendered:
     """Render a lesson body to sanitised HTML and its table of contents (h2–h4)."""
     md = _converter.md.reset()
     body = md.convert(text)
     return sanitize(body), tuple(_flatten(md.toc_tokens))
+
+
+class LessonBody:
+    """A lesson's Markdown and, once asked for, its (html, toc): rendered at most once per
+    process even when many threads ask at the same time.
+
+    Rendering is most of a lesson's load time, so the server renders a body when a page or the
+    API first needs it. `render` may look the result up elsewhere first (the disk cache);
+    pickling renders, so a pickled body never needs Markdown again.
+    """
+
+    __slots__ = ("source", "_rendered", "_render", "_lock")
+
+    def __init__(
+        self,
+        source: str,
+        rendered: Rendered | None = None,
+        render: Callable[[str], Rendered] = render_body,
+    ) -> None:
+        self.source = source
+        self._rendered = rendered
+        self._render: Callable[[str], Rendered] | None = None if rendered else render
+        self._lock = threading.Lock()
+
+    @property
+    def is_rendered(self) -> bool:
+        return self._rendered is not None
+
+    def rendered(self) -> Rendered:
+        """(html, toc), rendering under the lock on first use; later calls take no lock."""
+        done = self._rendered
+        if done is not None:
+            return done
+        with self._lock:
+            if self._rendered is None:
+                assert self._render is not None
+                self._rendered = self._render(self.source)
+                self._render = None  # drop the closure and what it holds
+            return self._rendered
+
+    def __reduce__(self) -> tuple:
+        return (LessonBody, (self.source, self.rendered()))
+
+    def __eq__(self, other: object) -> bool:
+        # Same Markdown, same renderer (the cache key covers it): the same html and toc.
+        return isinstance(other, LessonBody) and other.source == self.source
+
+    def __hash__(self) -> int:
+        return hash(self.source)
+
+    def __repr__(self) -> str:
+        state = "rendered" if self.is_rendered else "not rendered"
+        return f"<LessonBody {len(self.source)} chars, {state}>"
 
 
 _INLINE_MD = markdown.Markdown(extensions=[], output_format="html")
