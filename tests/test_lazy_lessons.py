@@ -1,17 +1,21 @@
-"""Lesson bodies rendered on first use, and once."""
+"""Lesson bodies rendered on first use, once, and ahead of time by the background warm-up."""
 
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from fastapi.testclient import TestClient
 
 from app.content import load_course
+from app.content.warmup import MIN_LESSONS
 
-from .conftest import SEED
+from .conftest import ROOT, SEED
 
 SEED_TEXT = (SEED / "dl-intro-neural-networks.md").read_text(encoding="utf-8")
 
@@ -134,3 +138,78 @@ def test_backprop_check_still_renders_every_body(content_dir, capsys):
     assert main(["check", str(content_dir)]) == 0
     assert "2 lesson(s) OK" in capsys.readouterr().out
     assert all(lesson.body.is_rendered for lesson in load_course(content_dir).lessons)
+
+
+def test_a_small_course_starts_no_warm_up_process(client):
+    assert client.app.state.render_warmup is None  # rendering on demand costs less
+
+
+def test_the_background_warm_up_fills_the_cache_and_the_server_then_reads_it(
+    make_app, make_settings, content_dir
+):
+    ids = seed_copies(content_dir, MIN_LESSONS + 2)
+    cache = make_settings().data_dir / "cache" / "lessons"
+    app = make_app(content_dir=content_dir)
+    with TestClient(app) as client:
+        warmup = app.state.render_warmup
+        assert warmup is not None
+        assert warmup.wait(120), "the warm-up did not finish"
+        assert warmup.process.returncode == 0
+        assert len(list(cache.glob("*.pickle"))) == len(ids)
+        lesson = app.state.course.get(ids[-1])
+        assert not lesson.body.is_rendered  # the server has rendered nothing itself
+        started = time.perf_counter()
+        lesson.body.rendered()  # read from the cache the warm-up wrote
+        assert time.perf_counter() - started < 0.02  # a render of this lesson takes ~25 ms
+        assert client.get(f"/lessons/{ids[-1]}").status_code == 200
+    eager = load_course(content_dir).get(ids[-1])
+    assert (lesson.html, lesson.toc) == (eager.html, eager.toc)
+
+
+def test_shutdown_stops_a_warm_up_that_is_still_running(make_app, make_settings, content_dir):
+    seed_copies(content_dir, 60)
+    app = make_app(content_dir=content_dir)
+    with TestClient(app):
+        warmup = app.state.render_warmup
+        assert warmup.running
+    # The lifespan's shutdown has stopped it and reaped it: no process is left behind.
+    assert warmup.process.returncode is not None
+    assert not warmup.running
+    cache = make_settings().data_dir / "cache" / "lessons"
+    assert len(list(cache.glob("*.pickle"))) < 60  # stopped, rather than waited for
+
+
+def test_the_warm_up_process_stops_when_the_server_process_dies(content_dir, tmp_path):
+    seed_copies(content_dir, 40)
+    server = subprocess.run(
+        [sys.executable, "-c", DYING_SERVER, str(content_dir), str(tmp_path / "cache")],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    pid = int(server.stdout)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and process_alive(pid):
+        time.sleep(0.05)
+    assert not process_alive(pid), "the warm-up outlived the server that started it"
+    # it stopped early rather than running to the end: most lessons were never rendered
+    assert len(list((tmp_path / "cache").glob("*.pickle"))) < 40
+
+
+#: A "server" that starts the warm-up, then dies without any shutdown (as under kill -9).
+DYING_SERVER = """
+import os, sys
+from pathlib import Path
+from app.content.warmup import Warmup
+content, cache = Path(sys.argv[1]), Path(sys.argv[2])
+warmup = Warmup.start(content, cache, sorted(p.name for p in content.glob("*.md")))
+print(warmup.process.pid, flush=True)
+os._exit(0)
+"""
+
+
+def process_alive(pid: int) -> bool:
+    """True while `pid` runs; a zombie (exited, not yet reaped by init) counts as gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
