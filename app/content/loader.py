@@ -190,6 +190,14 @@ def _parse_meta(source: _Source) -> tuple[dict[str, Any], dict[str, int], list[P
             line=line,
             hint="check indentation and quote values that contain ':' or '#'",
         ) from None
+    except (ValueError, IndexError, KeyError, TypeError, OverflowError) as exc:
+        # PyYAML's constructors raise these for values it parsed but cannot build, such as
+        # `date: 2024-13-01` or a bare `!!int`; uncaught, one such file stopped the whole site.
+        raise ContentError(
+            f"invalid value in front matter: {exc or type(exc).__name__}",
+            line=source.meta_line,
+            hint="quote the value to keep it as text",
+        ) from None
     if meta is None:
         meta = {}
     if not isinstance(meta, dict):
