@@ -17,7 +17,7 @@ from .accounts.service import token_owner, user_for_session
 from .config import Settings
 from .content import Course, Lesson
 from .models import User
-from .security import csrf_ok
+from .security import csrf_ok, read_cookie
 
 
 async def get_settings_dep(request: Request) -> Settings:
@@ -80,8 +80,11 @@ def resolve_user(db, *, token: str | None, cookie: str | None) -> User | None | 
 
 def bearer_token(request: Request) -> str | None:
     """The token of an `Authorization: Bearer ...` header, if any."""
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    return value.strip() or None if scheme.lower() == "bearer" else None
+    for key, value in request.scope["headers"]:  # raw headers: no Headers object per request
+        if key == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token.strip() or None if scheme.lower() == "bearer" else None
+    return None
 
 
 async def user_of(request: Request) -> User | None:
@@ -91,10 +94,13 @@ async def user_of(request: Request) -> User | None:
     bearer tokens (TokenCache); otherwise the lookup runs in the thread pool with its own short
     session, once per request (kept on request.state).
     """
-    if hasattr(request.state, "user"):
-        return request.state.user
+    # the dict behind request.state, used directly: the wrapper's attribute misses cost more
+    # than a guest's whole check
+    state = request.scope.setdefault("state", {})
+    if "user" in state:
+        return state["user"]
     token = bearer_token(request)
-    cookie = request.cookies.get(SESSION_COOKIE)
+    cookie = read_cookie(request.scope, SESSION_COOKIE)
     db = request.app.state.db
     user = db.token_cache.get(token) if token else None  # the hot API path: no thread hop
     if user is None and (token or cookie):
@@ -105,9 +111,9 @@ async def user_of(request: Request) -> User | None:
             detail="invalid or expired token",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    request.state.auth = ("token" if token else "session") if user else None
-    request.state.user = user
-    if request.state.auth == "session" and _unsafe_api_call(request):
+    state["auth"] = auth = ("token" if token else "session") if user else None
+    state["user"] = user
+    if auth == "session" and _unsafe_api_call(request):
         # A cookie rides along with any request the browser makes; a header does not: an API
         # write authenticated by the session cookie must also carry the page's CSRF token.
         token_header = request.headers.get(CSRF_HEADER)

@@ -92,13 +92,8 @@ def _opened(db, user: User, lesson: Lesson) -> dict[str, Any] | None:
 async def lesson_slots(request: Request, lesson: Lesson) -> dict[str, str]:
     """A lesson page's status pill and "Mark as complete"; opening it marks it in_progress."""
     user = await user_of(request)
-    if user is None:  # a guest's slots depend only on the lesson: render them once
-        cache = getattr(request.app.state, "guest_lesson_slots", None)
-        if cache is None:
-            cache = request.app.state.guest_lesson_slots = {}
-        if lesson.id not in cache:
-            cache[lesson.id] = _render_lesson_slots(request, lesson, None)
-        return cache[lesson.id]
+    if user is None:  # the lesson page renders a guest's slots once and keeps them
+        return _render_lesson_slots(request, lesson, None)
     entry = await run_in_threadpool(_opened, request.app.state.db, user, lesson)
     # The quiz on this page needs the attempt count as its shuffle round: it was just read.
     request.state.attempt_round = entry["attempts"] if entry else 0

@@ -46,16 +46,42 @@ class SlottedPage:
         parts = tuple(p.encode() if i % 2 == 0 else p for i, p in enumerate(pieces))
         return cls(parts, tuple(pieces[1::2]))
 
-    def fill(self, values: Mapping[str, str]) -> bytes:
+    def fill(self, values: Mapping[str, str | bytes]) -> bytes:
         parts = list(self.parts)
-        parts[1::2] = [values[name].encode() for name in self.slot_names]
+        parts[1::2] = [
+            value if isinstance(value, bytes) else value.encode()
+            for value in map(values.__getitem__, self.slot_names)
+        ]
         return b"".join(parts)  # type: ignore[arg-type]
+
+
+#: Questions with at most this many options keep every order they have been shown in (6! = 720).
+_CACHED_ORDERS_UP_TO = 6
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionSlot:
+    """A question's option labels (<label> with its radio button), ready to join in any order."""
+
+    id: str
+    slot: str
+    labels: tuple[bytes, ...]  # in authored order
+    joined: dict[tuple[int, ...], bytes]
+
+    def options_html(self, order: tuple[int, ...]) -> bytes:
+        """The labels in `order` (positions into the authored list), as one piece of HTML."""
+        html = self.joined.get(order)
+        if html is None:
+            html = b"".join([self.labels[i] for i in order])
+            if len(order) <= _CACHED_ORDERS_UP_TO:
+                self.joined[order] = html  # a dict store is atomic: safe across threads
+        return html
 
 
 @dataclass(frozen=True, slots=True)
 class LessonPage:
     page: SlottedPage
-    labels: dict[str, str]  # option id → its <label> with the radio button
+    questions: tuple[QuestionSlot, ...]
 
 
 class LessonPages(Mapping[str, LessonPage]):
@@ -111,12 +137,19 @@ class LessonPages(Mapping[str, LessonPage]):
             csrf_token=slot("csrf"),
             slot=slot,
         )
-        labels = {
-            option.id: str(self._macros.option_label(question, option))
+        slots = tuple(
+            QuestionSlot(
+                id=question.id,
+                slot=f"options:{question.id}",
+                labels=tuple(
+                    str(self._macros.option_label(question, option)).encode()
+                    for option in question.options
+                ),
+                joined={},
+            )
             for question in questions
-            for option in question.options
-        }
-        return LessonPage(SlottedPage.compile(html), labels)
+        )
+        return LessonPage(SlottedPage.compile(html), slots)
 
 
 def build_lesson_pages(

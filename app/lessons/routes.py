@@ -6,9 +6,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from ..accounts.pages import course_progress_context
+from ..content import Lesson
 from ..deps import CourseDep, LessonDep, lesson_or_404, user_of
 from ..quizzes.deps import get_learner
-from ..quizzes.service import present
+from ..quizzes.grading import option_permutation
 from ..web import render, render_string
 from .schemas import ErrorBody, LessonDetail, LessonSummary
 
@@ -34,14 +35,27 @@ async def course_page(request: Request, course: CourseDep) -> HTMLResponse:
     return render(request, "index.html", {"sections": course.sections(), **progress})
 
 
-async def user_nav(request: Request) -> str:
-    """The nav's user links; a guest's are the same for everyone, so rendered once."""
+async def user_slots(request: Request, lesson: Lesson) -> dict[str, str | bytes]:
+    """The page's per-user slots: status pill, "Mark as complete" and the nav's user links.
+
+    A guest's depend only on the lesson, so they are rendered once per lesson and shared.
+    """
+    state = request.app.state
     if await user_of(request) is None:
-        cached = getattr(request.app.state, "guest_nav", None)
-        if cached is None:
-            cached = request.app.state.guest_nav = render_string(request, "_user_nav.html")
-        return cached
-    return render_string(request, "_user_nav.html")
+        guest = state.guest_slots.get(lesson.id)
+        if guest is None:
+            guest = await _user_slots(request, lesson)
+            guest = state.guest_slots[lesson.id] = {k: v.encode() for k, v in guest.items()}
+        return guest
+    return await _user_slots(request, lesson)
+
+
+async def _user_slots(request: Request, lesson: Lesson) -> dict[str, str]:
+    values = {"lesson_status": "", "lesson_complete": ""}
+    for filler in request.app.state.lesson_slot_fillers:
+        values.update(await filler(request, lesson))
+    values["user_nav"] = render_string(request, "_user_nav.html")
+    return values
 
 
 async def lesson_page(request: Request) -> HTMLResponse:
@@ -53,16 +67,18 @@ async def lesson_page(request: Request) -> HTMLResponse:
     state = request.app.state
     lesson = lesson_or_404(state.course, request.path_params["lesson_id"])
     page = state.lesson_pages[lesson.id]
-    values = {"csrf": request.state.csrf_token, "lesson_status": "", "lesson_complete": ""}
-    for filler in state.lesson_slot_fillers:  # first: they may resolve the signed-in user
-        values.update(await filler(request, lesson))
-    values["user_nav"] = await user_nav(request)
-    if lesson.quiz:
-        learner = await get_learner(request)
-        for question in present(lesson.quiz, learner=learner, secret=state.secret):
-            values[f"options:{question.id}"] = "".join(
-                page.labels[oid] for oid, _ in question.options
+    values = {**await user_slots(request, lesson), "csrf": request.state.csrf_token}
+    if page.questions:
+        learner = await get_learner(request)  # after the slots: they read a learner's round
+        for question in page.questions:
+            order = option_permutation(
+                question.id,
+                len(question.labels),
+                secret=state.secret,
+                learner_key=learner.key,
+                round=learner.round,
             )
+            values[question.slot] = question.options_html(order)
     return HTMLResponse(page.page.fill(values))
 
 

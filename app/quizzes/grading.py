@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -35,28 +36,47 @@ class Grade:
 
 
 @lru_cache(maxsize=8)
-def _shuffle_key(secret: str) -> bytes:
-    return hashlib.sha256(f"option-order|{secret}".encode()).digest()
+def _shuffle_hasher(secret: str, digest_size: int):  # -> hashlib.blake2b
+    """A keyed BLAKE2b with the key already absorbed: each order copies it (cheaper than keying)."""
+    key = hashlib.sha256(f"option-order|{secret}".encode()).digest()
+    return hashlib.blake2b(key=key, digest_size=digest_size)
+
+
+#: Every order of n options for small n, so that choosing one is a single index.
+_ORDERS = {n: tuple(itertools.permutations(range(n))) for n in range(1, 7)}
+
+
+def option_permutation(
+    question_id: str, count: int, *, secret: str, learner_key: str, round: int = 0
+) -> tuple[int, ...]:
+    """Where each of a question's `count` options goes in this learner's order (positions into
+    the authored list): the same on every reload of the same round, different between learners,
+    and independent of which option is right."""
+    # A keyed BLAKE2b digest read as a number picks the order: unpredictable without the secret,
+    # and far cheaper per request than seeding random.Random. 128 bits make the choice among
+    # 6! = 720 orders uniform to within 2**-118; longer lists use 512 bits in a Fisher-Yates.
+    orders = _ORDERS.get(count)
+    hasher = _shuffle_hasher(secret, 16 if orders is not None else 64).copy()
+    hasher.update(f"{learner_key}|{round}|{question_id}".encode())
+    word = int.from_bytes(hasher.digest())
+    if orders is not None:
+        return orders[word % len(orders)]
+    order = list(range(count))
+    for i in range(count - 1, 0, -1):
+        word, j = divmod(word, i + 1)
+        order[i], order[j] = order[j], order[i]
+    return tuple(order)
 
 
 def option_order(
     question: Question, *, secret: str, learner_key: str, round: int = 0
 ) -> list[Option]:
-    """The question's options in this learner's own order: the same on every reload of the same
-    round, different between learners, and independent of which option is right."""
-    # A keyed BLAKE2b digest drives a Fisher-Yates shuffle: unpredictable without the secret,
-    # and far cheaper per request than seeding random.Random.
-    digest = hashlib.blake2b(
-        f"{learner_key}|{round}|{question.id}".encode(),
-        key=_shuffle_key(secret),
-        digest_size=64,
-    ).digest()
-    options = list(question.options)
-    for i in range(len(options) - 1, 0, -1):
-        word = int.from_bytes(digest[(2 * i) % 62 : (2 * i) % 62 + 2], "big")
-        j = word % (i + 1)
-        options[i], options[j] = options[j], options[i]
-    return options
+    """The question's options in this learner's own order (see `option_permutation`)."""
+    options = question.options
+    positions = option_permutation(
+        question.id, len(options), secret=secret, learner_key=learner_key, round=round
+    )
+    return [options[i] for i in positions]
 
 
 def check_answers(quiz: Quiz, answers: Mapping[str, str | None]) -> dict[str, str]:

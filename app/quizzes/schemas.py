@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
+
 from pydantic import BaseModel, ConfigDict, Field
 
-from .grading import Grade
+from .grading import Grade, QuestionResult
 
 
 class OptionOut(BaseModel):
@@ -72,3 +75,38 @@ class AttemptOut(BaseModel):
                 for r in grade.results
             ],
         )
+
+
+@lru_cache(maxsize=4096)
+def _result_json(result: QuestionResult) -> str:
+    """One question's result as JSON, kept: a quiz has few distinct results (question × choice)."""
+    return json.dumps(
+        {
+            "question_id": result.question_id,
+            "selected_option_id": result.selected_option_id,
+            "correct_option_id": result.correct_option_id,
+            "correct": result.correct,
+            "explanation": result.explanation_html,
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def attempt_json(grade: Grade, attempt_id: int | None) -> bytes:
+    """`AttemptOut.of(grade, attempt_id)` as JSON, built without pydantic for the hot route: the
+    same fields in the same order (tests/test_quizzes.py checks it against the model)."""
+    head = json.dumps(
+        {
+            "lesson_id": grade.lesson_id,
+            "score": grade.score,
+            "total": grade.total,
+            "percent": grade.percent,
+            "passed": grade.passed,
+            "attempt_id": attempt_id,
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    results = ",".join(map(_result_json, grade.results))
+    return f'{head[:-1]},"results":[{results}]}}'.encode()
