@@ -19,6 +19,7 @@ from .accounts.pages import pages as account_pages
 from .accounts.writer import AttemptWriter
 from .config import Settings, get_settings
 from .content import load_course, log_problems
+from .content.warmup import MIN_LESSONS, Warmup
 from .db import Database, upgrade
 from .direct import add_body_schemas
 from .lessons.pages import build_lesson_pages
@@ -41,9 +42,14 @@ LESSON_NETWORK = {"dataset": "digits", "hidden_layers": [128, 64]}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Load and render the course once, then wire the routers; nothing is parsed per request."""
+    """Load and validate the course once, then wire the routers; nothing is parsed per request.
+
+    Lesson bodies the render cache lacks are rendered on first use, and meanwhile by a
+    background process started with the app (see app/content/warmup.py).
+    """
     settings = settings or get_settings()
-    course = load_course(settings.content_dir, cache_dir=settings.data_dir / "cache" / "lessons")
+    cache_dir = settings.data_dir / "cache" / "lessons"
+    course = load_course(settings.content_dir, cache_dir=cache_dir, lazy=True)
     log_problems(course)
     log.info("serving %d lesson(s) from %s", len(course.lessons), settings.content_dir)
 
@@ -54,8 +60,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        """On shutdown: stop the training processes (if any started), close the database."""
+        """On startup: render what the cache lacks in the background. On shutdown: stop that,
+        the training processes (if any started), and close the database."""
+        pending = [lesson.path for lesson in course.lessons if not lesson.body.is_rendered]
+        warmup = None
+        if len(pending) >= MIN_LESSONS:
+            warmup = Warmup.start(settings.content_dir, cache_dir, pending)
+        app.state.render_warmup = warmup
         yield
+        if warmup is not None:
+            warmup.stop()
         writer.close()
         close_pool(app)
         db.close()
@@ -74,6 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.context_processors = [user_context]
     app.state.db = db
     app.state.attempt_writer = writer
+    #: The background render-cache warm-up (app/content/warmup.py), while the app is running.
+    app.state.render_warmup = None
     #: Async callables (request, lesson) → {slot: html} filling a lesson page's per-user slots.
     app.state.lesson_slot_fillers = [lesson_slots]
     app.state.guest_slots = {}  # lesson id → a guest's slots, rendered on first use

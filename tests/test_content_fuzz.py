@@ -175,3 +175,16 @@ def test_a_list_or_mapping_as_a_front_matter_key_is_a_content_error_with_its_lin
     with pytest.raises(ContentError, match="a list or mapping cannot be a key") as error:
         load_lesson(path, "lesson.md")
     assert error.value.line == 3
+
+
+@pytest.mark.parametrize(
+    "value", ["2024-13-01", "!!int", "!!float", "!!bool", "!!timestamp 2024-02-30"]
+)
+def test_a_value_yaml_parses_but_cannot_build_is_a_content_error_not_a_crash(folder, value):
+    raw = SEED_TEXT.replace("order: 1\n", f"order: 1\ncreated: {value}\n").encode()
+    path = folder / "lesson.md"
+    path.write_bytes(raw)
+    with pytest.raises(ContentError) as caught:
+        load_lesson(path, "lesson.md")
+    assert caught.value.message.startswith("invalid value in front matter")
+    check(folder, raw)

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
+import re
+import string
+from concurrent.futures import ThreadPoolExecutor
 
-from app.content.render import pygments_css, render_body, render_inline
+import markdown
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.content.render import pygments_css, render_body, render_inline, sanitize
 
 
 def test_python_fences_are_highlighted_with_pygments_classes():
@@ -62,3 +69,47 @@ def test_the_committed_pygments_stylesheet_is_the_generated_one_with_a_dark_vari
     committed = (PROJECT_ROOT / "static" / "css" / "pygments.css").read_text()
     assert committed == pygments_css()
     assert "@media (prefers-color-scheme: dark)" in committed
+
+
+def _markdown_inline(text: str) -> str:
+    """render_inline without its plain-text shortcut: Markdown, then the inline sanitiser."""
+    body = markdown.Markdown(extensions=[], output_format="html").convert(text.strip())
+    match = re.fullmatch(r"<p>(.*)</p>", body, re.DOTALL)
+    return sanitize(match.group(1) if match else body, inline=True)
+
+
+@settings(max_examples=400, database=None, derandomize=True, deadline=None)
+@given(st.text(alphabet=string.ascii_letters + string.digits + " ,.?;:'\"()/%-", max_size=60))
+def test_plain_text_skips_markdown_and_comes_out_as_markdown_would_render_it(text):
+    assert render_inline(text) == _markdown_inline(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["To speed up training", "What is f(x) = 2x?", "Zero", "1. not plain", "- a list?", "a  b"],
+)
+def test_inline_items_render_as_markdown_would_with_or_without_the_shortcut(text):
+    assert render_inline(text) == _markdown_inline(text)
+
+
+def test_rendering_one_body_after_another_reuses_nothing_but_gives_fresh_results():
+    """The Markdown instance and formatters are reused between bodies: no ids, toc entries or
+    footnotes may leak from one body into the next."""
+    first = "## Setup\n\n```python\nx = 1\n```\n"
+    second = "## Setup\n\n```js\nlet y = 2\n```\n"
+    alone, alone_toc = render_body(second)
+    render_body(first)
+    again, again_toc = render_body(second)
+    assert (again, again_toc) == (alone, alone_toc)
+    assert '<h2 id="setup">' in again and "setup_1" not in again
+    assert [t.id for t in again_toc] == ["setup"]
+
+
+def test_bodies_render_the_same_in_several_threads_at_once():
+    bodies = [
+        f"## Part {n}\n\n```python\ndef f{n}(x):\n    return x * {n}\n```\n" for n in range(8)
+    ]
+    expected = [render_body(body) for body in bodies]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(5):
+            assert list(pool.map(render_body, bodies)) == expected

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import os
 import pickle
+import threading
 from functools import lru_cache
 from importlib.metadata import version
 from pathlib import Path
@@ -44,6 +45,9 @@ class RenderCache:
         digest.update(raw)
         return digest.hexdigest()
 
+    def __contains__(self, key: str) -> bool:
+        return (self.folder / f"{key}.pickle").is_file()
+
     def get(self, key: str) -> tuple[Lesson, list[Problem]] | None:
         try:
             with open(self.folder / f"{key}.pickle", "rb") as fh:
@@ -59,7 +63,8 @@ class RenderCache:
     def put(self, key: str, value: tuple[Lesson, list[Problem]]) -> None:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            tmp = self.folder / f".{key}.{os.getpid()}.tmp"
+            # per process and thread: concurrent writers of one key never share a temporary file
+            tmp = self.folder / f".{key}.{os.getpid()}.{threading.get_ident()}.tmp"
             tmp.write_bytes(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
             os.replace(tmp, self.folder / f"{key}.pickle")
         except OSError as exc:  # a read-only data folder only costs speed

@@ -2,6 +2,10 @@
 
 A file with an error is left out of the course and reported with its path and line; it never
 stops the other lessons from loading. Nothing here raises for bad content.
+
+Validation (front matter, fields, the knowledge check and its inline Markdown) always happens
+at load. Rendering the body (Markdown, Pygments, nh3: most of the time) happens at load too,
+unless `load_course(..., lazy=True)` defers it to the body's first use, as the server does.
 """
 
 from __future__ import annotations
@@ -10,7 +14,8 @@ import difflib
 import hashlib
 import logging
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +24,7 @@ import yaml
 
 from .cache import RenderCache
 from .models import Course, Lesson, Option, Problem, Question, Quiz
-from .render import render_body, render_inline
+from .render import LessonBody, Rendered, render_body, render_inline
 
 log = logging.getLogger("backprop.content")
 
@@ -184,6 +189,14 @@ def _parse_meta(source: _Source) -> tuple[dict[str, Any], dict[str, int], list[P
             f"invalid YAML in front matter: {problem}",
             line=line,
             hint="check indentation and quote values that contain ':' or '#'",
+        ) from None
+    except (ValueError, IndexError, KeyError, TypeError, OverflowError) as exc:
+        # PyYAML's constructors raise these for values it parsed but cannot build, such as
+        # `date: 2024-13-01` or a bare `!!int`; uncaught, one such file stopped the whole site.
+        raise ContentError(
+            f"invalid value in front matter: {exc or type(exc).__name__}",
+            line=source.meta_line,
+            hint="quote the value to keep it as text",
         ) from None
     if meta is None:
         meta = {}
@@ -445,8 +458,17 @@ def _strip_title_heading(body: str, title: str) -> str:
     return body
 
 
-def load_lesson(path: Path, rel: str, raw: bytes | None = None) -> tuple[Lesson, list[Problem]]:
-    """Parse, validate and render one file; raises ContentError for the first error found."""
+def load_lesson(
+    path: Path,
+    rel: str,
+    raw: bytes | None = None,
+    *,
+    render: Callable[[str], Rendered] | None = None,
+) -> tuple[Lesson, list[Problem]]:
+    """Parse, validate and render one file; raises ContentError for the first error found.
+
+    With `render`, the body is not rendered here but by `render` on its first use.
+    """
     source = _split(read_bytes(path) if raw is None else raw, rel)
     meta, lines, warnings = _parse_meta(source)
     lesson_id = _identifier(meta, lines, "id", required=True)
@@ -473,7 +495,7 @@ def load_lesson(path: Path, rel: str, raw: bytes | None = None) -> tuple[Lesson,
 
     body, drafts, heading_line = split_knowledge_check(source.body, source.body_line)
     quiz = None if drafts is None else _build_quiz(lesson_id, drafts, pass_percent, heading_line)
-    html, toc = render_body(_strip_title_heading(body, title))
+    source = _strip_title_heading(body, title)
     lesson = Lesson(
         id=lesson_id,
         title=title,
@@ -483,8 +505,9 @@ def load_lesson(path: Path, rel: str, raw: bytes | None = None) -> tuple[Lesson,
         section=section,
         next_lesson_id=next_id,
         path=rel,
-        html=html,
-        toc=toc,
+        body=LessonBody(source, render=render)
+        if render
+        else LessonBody(source, render_body(source)),
         quiz=quiz,
         pass_percent=pass_percent,
         playground=playground,
@@ -503,24 +526,44 @@ def discover(content_dir: Path) -> list[tuple[Path, str]]:
     return sorted(found, key=lambda item: item[1])
 
 
-def _load_cached(path: Path, shown: str, cache: RenderCache | None) -> tuple[Lesson, list[Problem]]:
+def _load_cached(
+    path: Path, shown: str, cache: RenderCache | None, *, lazy: bool = False
+) -> tuple[Lesson, list[Problem]]:
     if cache is None:
-        return load_lesson(path, shown)
+        return load_lesson(path, shown, render=render_body if lazy else None)
     raw = read_bytes(path)
     key = cache.key(shown, raw)
     if (hit := cache.get(key)) is not None:
         return hit
-    loaded = load_lesson(path, shown, raw)
-    cache.put(key, loaded)
-    return loaded
+    if not lazy:
+        loaded = load_lesson(path, shown, raw)
+        cache.put(key, loaded)
+        return loaded
+
+    def render(source: str) -> Rendered:
+        """The body's first use: another process may have cached it since; else render, store."""
+        if (hit := cache.get(key)) is not None:
+            return hit[0].body.rendered()
+        rendered = render_body(source)
+        cache.put(key, (replace(lesson, body=LessonBody(source, rendered)), warnings))
+        return rendered
+
+    lesson, warnings = load_lesson(path, shown, raw, render=render)
+    return lesson, warnings
 
 
 def load_course(
-    content_dir: Path, *, display_root: Path | None = None, cache_dir: Path | None = None
+    content_dir: Path,
+    *,
+    display_root: Path | None = None,
+    cache_dir: Path | None = None,
+    lazy: bool = False,
 ) -> Course:
     """Load every lesson under `content_dir`; bad files become Problems, never exceptions.
 
-    With `cache_dir`, rendered lessons are kept there between runs (see cache.py).
+    With `cache_dir`, rendered lessons are kept there between runs (see cache.py). With `lazy`,
+    files are still read and validated now, but a body missing from the cache is rendered on
+    its first use (and then cached); `backprop check` and the tests load eagerly.
     """
     cache = RenderCache(cache_dir) if cache_dir else None
     problems: list[Problem] = []
@@ -533,7 +576,7 @@ def load_course(
     for path, rel in discover(content_dir):
         shown = (display_root / rel).as_posix() if display_root else rel
         try:
-            lesson, warnings = _load_cached(path, shown, cache)
+            lesson, warnings = _load_cached(path, shown, cache, lazy=lazy)
         except ContentError as exc:
             problems.append(Problem(shown, exc.line, exc.message, exc.hint))
             continue

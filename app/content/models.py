@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from .render import LessonBody
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +84,8 @@ class TocEntry:
 
 @dataclass(frozen=True, slots=True)
 class Lesson:
-    """A validated, rendered lesson; immutable so requests can share it without locks."""
+    """A validated lesson; immutable so requests can share it without locks. Its body is
+    rendered on first use (see LessonBody); everything else is known once it is loaded."""
 
     id: str
     title: str
@@ -91,12 +95,21 @@ class Lesson:
     section: str
     next_lesson_id: str | None
     path: str
-    html: str
-    toc: tuple[TocEntry, ...]
+    body: LessonBody
     quiz: Quiz | None
     pass_percent: int | None = None
     #: /train fields that preset the playground's "Train this network" link
     playground: dict | None = None
+
+    @property
+    def html(self) -> str:
+        """The body as sanitised HTML (rendered now if nothing has needed it yet)."""
+        return self.body.rendered()[0]
+
+    @property
+    def toc(self) -> tuple[TocEntry, ...]:
+        """The body's h2–h4 headings, for the page's table of contents."""
+        return self.body.rendered()[1]
 
     @property
     def question_count(self) -> int:

@@ -1,15 +1,19 @@
-"""Lesson pages rendered once at startup into static parts and named slots.
+"""Lesson pages rendered once, on their first request, into static parts and named slots.
 
 A lesson page differs between visitors only in the option order of its quiz, the CSRF token
 and the signed-in user's bits. Everything else (layout, body, table of contents, option labels)
 is rendered here once, so a request fills a few slots and joins strings instead of running the
 template: at 32 connections that is the difference between 35% and 80%+ of /healthz.
+
+Pages are built on first use rather than at startup: a page needs the lesson's rendered body,
+and rendering every body up front made a 1,000-lesson course take half a minute to start.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import jinja2
@@ -80,25 +84,56 @@ class LessonPage:
     questions: tuple[QuestionSlot, ...]
 
 
-def build_lesson_pages(
-    course: Course,
-    env: jinja2.Environment,
-    *,
-    pass_percent_for: Callable[[Lesson], int],
-    train_query_for: Callable[[Lesson], str],
-) -> dict[str, LessonPage]:
-    """Render every lesson page once, with slots for what differs between requests."""
-    template = env.get_template("lesson.html")
-    macros = env.get_template("_lesson_parts.html").module
-    pages = {}
-    for lesson in course.lessons:
+class LessonPages(Mapping[str, LessonPage]):
+    """Lesson id → its LessonPage, built on first lookup; concurrent first lookups build once."""
+
+    def __init__(
+        self,
+        course: Course,
+        env: jinja2.Environment,
+        *,
+        pass_percent_for: Callable[[Lesson], int],
+        train_query_for: Callable[[Lesson], str],
+    ) -> None:
+        self._course = course
+        self._template = env.get_template("lesson.html")
+        self._macros = env.get_template("_lesson_parts.html").module
+        self._pass_percent_for = pass_percent_for
+        self._train_query_for = train_query_for
+        self._pages: dict[str, LessonPage] = {}
+        self._locks: dict[str, threading.Lock] = {}
+
+    def __getitem__(self, lesson_id: str) -> LessonPage:
+        page = self._pages.get(lesson_id)
+        if page is not None:
+            return page
+        lesson = self._course.get(lesson_id)
+        if lesson is None:
+            raise KeyError(lesson_id)
+        # setdefault is atomic, so every thread gets the same lock for a lesson
+        with self._locks.setdefault(lesson_id, threading.Lock()):
+            page = self._pages.get(lesson_id)
+            if page is None:
+                page = self._pages[lesson_id] = self._build(lesson)
+        return page
+
+    def __iter__(self) -> Iterator[str]:
+        return (lesson.id for lesson in self._course.lessons)
+
+    def __len__(self) -> int:
+        return len(self._course.lessons)
+
+    def __contains__(self, lesson_id: object) -> bool:
+        return isinstance(lesson_id, str) and self._course.get(lesson_id) is not None
+
+    def _build(self, lesson: Lesson) -> LessonPage:
         questions = lesson.quiz.questions if lesson.quiz else ()
-        html = template.render(
+        html = self._template.render(
             lesson=lesson,
-            nav=course.neighbours(lesson),
+            nav=self._course.neighbours(lesson),
             questions=questions,
-            pass_percent=pass_percent_for(lesson),
-            train_query=train_query_for(lesson),
+            pass_percent=self._pass_percent_for(lesson),
+            train_query=self._train_query_for(lesson),
             csrf_token=slot("csrf"),
             slot=slot,
         )
@@ -107,12 +142,25 @@ def build_lesson_pages(
                 id=question.id,
                 slot=f"options:{question.id}",
                 labels=tuple(
-                    str(macros.option_label(question, option)).encode()
+                    str(self._macros.option_label(question, option)).encode()
                     for option in question.options
                 ),
                 joined={},
             )
             for question in questions
         )
-        pages[lesson.id] = LessonPage(SlottedPage.compile(html), slots)
-    return pages
+        return LessonPage(SlottedPage.compile(html), slots)
+
+
+def build_lesson_pages(
+    course: Course,
+    env: jinja2.Environment,
+    *,
+    pass_percent_for: Callable[[Lesson], int],
+    train_query_for: Callable[[Lesson], str],
+) -> LessonPages:
+    """Every lesson's page, each rendered once on its first request, with slots for what
+    differs between requests."""
+    return LessonPages(
+        course, env, pass_percent_for=pass_percent_for, train_query_for=train_query_for
+    )
