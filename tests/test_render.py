@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import string
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import markdown
 import pytest
@@ -12,6 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.content.render import pygments_css, render_body, render_inline, sanitize
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_python_fences_are_highlighted_with_pygments_classes():
@@ -113,3 +116,27 @@ def test_bodies_render_the_same_in_several_threads_at_once():
     with ThreadPoolExecutor(4) as pool:
         for _ in range(5):
             assert list(pool.map(render_body, bodies)) == expected
+
+
+def _code_blocks(html: str) -> list[str]:
+    return re.findall(r'<div class="highlight">.*?</div>', html, re.DOTALL)
+
+
+def test_highlighted_code_drops_only_spans_that_no_theme_styles():
+    source = (ROOT / "content" / "dl-intro-neural-networks.md").read_text(encoding="utf-8")
+    lean, _ = render_body(source)
+    full = markdown.markdown(
+        source,
+        extensions=["fenced_code", "codehilite"],
+        extension_configs={"codehilite": {"css_class": "highlight", "guess_lang": False}},
+    )
+    for ours, pygments in zip(_code_blocks(lean), _code_blocks(full), strict=True):
+        # the same text on screen...
+        assert re.sub(r"<[^>]+>", "", ours) == re.sub(r"<[^>]+>", "", pygments)
+        # ...and every class left has a rule in the stylesheet, light and dark
+        css = pygments_css()
+        for cls in set(re.findall(r'<span class="([a-z0-9]+)">', ours)):
+            assert css.count(f".highlight .{cls} {{") == 2, cls
+    assert '<span class="n">' not in lean and '<span class="p">' not in lean
+    assert '<span class="k">def</span>' in lean
+    assert len(lean) < 0.75 * len(full)

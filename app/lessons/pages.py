@@ -103,6 +103,10 @@ class LessonPages(Mapping[str, LessonPage]):
         self._pages: dict[str, LessonPage] = {}
         self._locks: dict[str, threading.Lock] = {}
 
+    def built(self, lesson_id: str) -> LessonPage | None:
+        """The page if it has been built already (a dict lookup, never a render)."""
+        return self._pages.get(lesson_id)
+
     def __getitem__(self, lesson_id: str) -> LessonPage:
         page = self._pages.get(lesson_id)
         if page is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
 from ..accounts.pages import course_progress_context
@@ -26,6 +27,8 @@ async def list_lessons(course: CourseDep) -> list[LessonSummary]:
 
 @api.get("/{lesson_id}", response_model=LessonDetail, responses=NOT_FOUND, summary="One lesson")
 async def get_lesson(lesson: LessonDep) -> LessonDetail:
+    if not lesson.body.is_rendered:  # rendered on first use: ~20 ms, so not on the event loop
+        return await run_in_threadpool(LessonDetail.of, lesson)
     return LessonDetail.of(lesson)
 
 
@@ -66,7 +69,9 @@ async def lesson_page(request: Request) -> HTMLResponse:
     """
     state = request.app.state
     lesson = lesson_or_404(state.course, request.path_params["lesson_id"])
-    page = state.lesson_pages[lesson.id]
+    page = state.lesson_pages.built(lesson.id)
+    if page is None:  # its first request: rendering takes ~20 ms, so not on the event loop
+        page = await run_in_threadpool(state.lesson_pages.__getitem__, lesson.id)
     values = {**await user_slots(request, lesson), "csrf": request.state.csrf_token}
     if page.questions:
         learner = await get_learner(request)  # after the slots: they read a learner's round
