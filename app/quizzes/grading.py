@@ -7,6 +7,7 @@ import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from ..content import Option, Question, Quiz
 
@@ -15,8 +16,9 @@ class AnswerError(ValueError):
     """A submission that cannot be graded as sent (the route answers 422 with this message)."""
 
 
-@dataclass(frozen=True, slots=True)
-class QuestionResult:
+class QuestionResult(NamedTuple):
+    """One question's outcome (a named tuple: built several times per request, cheaply)."""
+
     question_id: str
     selected_option_id: str | None
     correct_option_id: str
