@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     train_work_budget: float = Field(default=1.0e11, gt=0)
     train_workers: int = Field(default=0, ge=0, description="0 means one per CPU core")
     train_queue: int = Field(default=2, ge=0)
+    #: Start the quiz-attempt writer process with the server, so the first signed-in submission
+    #: does not wait the ~0.4 s it takes to start; off, it starts on that first submission.
+    attempt_writer_at_startup: bool = True
     templates_dir: Path = PROJECT_ROOT / "templates"
     static_dir: Path = PROJECT_ROOT / "static"
 

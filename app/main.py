@@ -67,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if len(pending) >= MIN_LESSONS:
             warmup = Warmup.start(settings.content_dir, cache_dir, pending)
         app.state.render_warmup = warmup
+        if settings.attempt_writer_at_startup:
+            writer.start()
         yield
         if warmup is not None:
             warmup.stop()

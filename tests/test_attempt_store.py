@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 
 from app.accounts.progress import AttemptStore, NoSuchUser, record_attempts
 from app.accounts.writer import AttemptWriter, WriterFailed
@@ -400,3 +401,11 @@ def test_a_writer_process_that_dies_fails_its_waiting_attempt_and_the_next_one_i
     assert isinstance(lost, WriterFailed)
     assert replaced and third > first
     assert raw(db, "SELECT count(*) FROM quiz_attempts") == [(2,)]
+
+
+def test_the_attempt_writer_starts_with_the_server_and_stops_with_it(make_app):
+    app = make_app(attempt_writer_at_startup=True)
+    with TestClient(app):
+        process = app.state.attempt_writer._process
+        assert process is not None and process.is_alive()
+    assert not process.is_alive()

@@ -118,11 +118,16 @@ class AttemptWriter:
         self._pending: list[tuple[int, GradeLike, asyncio.Future]] = []
         self._in_flight: list[asyncio.Future] | None = None
 
-    async def record(self, *, user_id: int, grade: GradeLike) -> int:
-        """The stored attempt's id, once its transaction has committed (NoSuchUser if deleted)."""
+    def start(self) -> None:
+        """Start the writer process now, from the running event loop, rather than on first use."""
         loop = asyncio.get_running_loop()
         if self._conn is None or self._loop is not loop:
             self._start(loop)
+
+    async def record(self, *, user_id: int, grade: GradeLike) -> int:
+        """The stored attempt's id, once its transaction has committed (NoSuchUser if deleted)."""
+        self.start()
+        loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._pending.append((user_id, grade, future))
         if self._in_flight is None and len(self._pending) == 1:
