@@ -8,7 +8,8 @@ import asyncio
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -339,30 +340,39 @@ def test_two_instances_storing_at_once_share_no_id_and_lose_no_increment(db, dat
         assert progress_of(db, user_id)[lesson][1] == count == top_round + 1
 
 
+def with_writer(db: Database, scenario: Callable[[AttemptWriter], Awaitable[Any]]) -> Any:
+    """`await scenario(writer)` with a new AttemptWriter, in an event loop of its own in a thread
+    of its own (another test may have left a loop running in this one)."""
+    outcome: list = []
+
+    async def run() -> None:
+        writer = AttemptWriter(db)
+        try:
+            outcome.append(await scenario(writer))
+        finally:
+            writer.close()
+
+    thread = threading.Thread(target=lambda: asyncio.run(run()))
+    thread.start()
+    thread.join(60)
+    return outcome[0]
+
+
 def test_the_writer_fails_only_the_bad_entry_and_answers_the_rest(db):
     a, b = add_users(db, "a", "b")
     good = grade("lesson-a", 4)
     twice = good.results[0]
     bad = Grade("lesson-a", 1, 2, 50.0, False, 80, (twice, twice))  # same question twice
 
-    async def run() -> list:
-        writer = AttemptWriter(db)
-        try:
-            return await asyncio.gather(
-                writer.record(user_id=a, grade=good),
-                writer.record(user_id=b, grade=bad),
-                writer.record(user_id=b, grade=good),
-                return_exceptions=True,
-            )
-        finally:
-            writer.close()
+    async def scenario(writer: AttemptWriter) -> list:
+        return await asyncio.gather(
+            writer.record(user_id=a, grade=good),
+            writer.record(user_id=b, grade=bad),
+            writer.record(user_id=b, grade=good),
+            return_exceptions=True,
+        )
 
-    outcome: list = []
-    # a loop of its own in a thread of its own: another test may have left one running here
-    thread = threading.Thread(target=lambda: outcome.extend(asyncio.run(run())))
-    thread.start()
-    thread.join(60)
-    first, failed, third = outcome
+    first, failed, third = with_writer(db, scenario)
     assert isinstance(first, int) and isinstance(third, int)
     assert isinstance(failed, WriterFailed) and "IntegrityError" in str(failed)
     assert raw(db, "SELECT count(*) FROM quiz_attempts") == [(2,)]
@@ -377,27 +387,19 @@ def test_an_empty_batch_stores_nothing_and_fails_nothing(db):
 def test_a_writer_process_that_dies_fails_its_waiting_attempt_and_the_next_one_is_stored(db):
     (a,) = add_users(db, "a")
 
-    async def run() -> tuple:
-        writer = AttemptWriter(db)
-        try:
-            first = await writer.record(user_id=a, grade=grade("lesson-a", 4))
-            process = writer._process
-            os.kill(process.pid, signal.SIGSTOP)  # the next batch reaches a writer that is stuck
-            waiting = asyncio.ensure_future(writer.record(user_id=a, grade=grade("lesson-a", 4)))
-            await asyncio.sleep(0.2)
-            assert not waiting.done()
-            os.kill(process.pid, signal.SIGKILL)
-            lost = await asyncio.gather(waiting, return_exceptions=True)
-            third = await writer.record(user_id=a, grade=grade("lesson-a", 4))
-            return first, lost[0], third, writer._process is not process
-        finally:
-            writer.close()
+    async def scenario(writer: AttemptWriter) -> tuple:
+        first = await writer.record(user_id=a, grade=grade("lesson-a", 4))
+        process = writer._process
+        os.kill(process.pid, signal.SIGSTOP)  # the next batch reaches a writer that is stuck
+        waiting = asyncio.ensure_future(writer.record(user_id=a, grade=grade("lesson-a", 4)))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        os.kill(process.pid, signal.SIGKILL)
+        lost = await asyncio.gather(waiting, return_exceptions=True)
+        third = await writer.record(user_id=a, grade=grade("lesson-a", 4))
+        return first, lost[0], third, writer._process is not process
 
-    outcome: list = []
-    thread = threading.Thread(target=lambda: outcome.extend(asyncio.run(run())))
-    thread.start()
-    thread.join(60)
-    first, lost, third, replaced = outcome
+    first, lost, third, replaced = with_writer(db, scenario)
     assert isinstance(lost, WriterFailed)
     assert replaced and third > first
     assert raw(db, "SELECT count(*) FROM quiz_attempts") == [(2,)]
