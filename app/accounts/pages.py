@@ -201,8 +201,8 @@ def me_page(
 ) -> Response:  # fmt: skip
     if user is None:
         return login_redirect(request)
-    summary = progress_service.progress_summary(session, user_id=user.id, course=course)
     rows = progress_service.progress_rows(session, user_id=user.id)
+    summary = progress_service.summarize(course, rows)
     attempts = progress_service.list_attempts(session, user_id=user.id)
     history = progress_service.score_history(attempts)
     return render(

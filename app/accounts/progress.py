@@ -441,7 +441,11 @@ def lesson_entry(lesson_id: str, row: LessonProgress | None) -> dict[str, Any]:
 
 def progress_summary(session: Session, *, user_id: int, course: Course) -> dict[str, Any]:
     """Every served lesson's status for one learner, and the share completed."""
-    rows = progress_rows(session, user_id=user_id)
+    return summarize(course, progress_rows(session, user_id=user_id))
+
+
+def summarize(course: Course, rows: dict[str, LessonProgress]) -> dict[str, Any]:
+    """`progress_summary` of progress rows already read."""
     lessons = [lesson_entry(lesson.id, rows.get(lesson.id)) for lesson in course.lessons]
     completed = sum(1 for entry in lessons if entry["status"] == "completed")
     total = len(lessons)
