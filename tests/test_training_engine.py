@@ -156,7 +156,7 @@ def test_each_2d_set_is_learnable_at_its_default_noise(dataset, hidden, epochs, 
 def test_datasets_split_80_20_stratified_and_sized_as_advertised(name):
     data = load_dataset(name, seed=4)
     n_train, n_features, n_classes = dataset_sizes(name)
-    assert abs(len(data.y_train) - n_train) <= 2 and data.n_features == n_features
+    assert len(data.y_train) == n_train and data.n_features == n_features
     assert data.n_classes == n_classes and data.x_train.dtype == np.float32
     total = len(data.y_train) + len(data.y_test)
     assert abs(len(data.y_test) / total - 0.2) < 0.01

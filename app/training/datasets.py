@@ -41,7 +41,10 @@ def dataset_sizes(name: str) -> tuple[int, int, int]:
     """(training samples, features, classes) of a set without loading it (for the work budget)."""
     if name == "digits":
         return 1438, 64, 10
-    return int(POINTS_2D * (1 - TEST_FRACTION)), 2, 3 if name == "spiral" else 2
+    classes = 3 if name == "spiral" else 2
+    # as stratified_split holds out a rounded 20% of each class (labels are index % classes)
+    sizes = [len(range(label, POINTS_2D, classes)) for label in range(classes)]
+    return sum(size - round(size * TEST_FRACTION) for size in sizes), 2, classes
 
 
 def stratified_split(
