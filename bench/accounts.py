@@ -11,7 +11,6 @@ of eight learners in turn (bearer tokens). Stops everything it started by PID.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -29,11 +28,12 @@ from bench.load import (  # noqa: E402
     Scenario,
     bearer_tokens,
     first_option_answers,
-    measure,
+    parse_args,
     report,
+    serve_and_measure,
     server_env,
+    write_json,
 )
-from tests.live import LiveServer  # noqa: E402
 
 LEARNERS = 8
 PASSWORD = "benchmark-password"
@@ -64,37 +64,18 @@ SCENARIOS["quiz-signed-in"] = signed_in_quiz_scenario
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
-    parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--only", default="quiz,quiz-signed-in")
-    parser.add_argument("--json", type=Path, help="also write the results here")
-    args = parser.parse_args(argv)
+    args = parse_args(argv, doc=__doc__, only="quiz,quiz-signed-in")
     if not shutil.which("wrk"):
         print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
         return 2
-    names = [n for n in args.only.split(",") if n and n != "healthz"]
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         env = server_env(tmp / "data")
         if os.environ.get("DATABASE_URL"):  # measure PostgreSQL instead, on purpose
             env["DATABASE_URL"] = os.environ["DATABASE_URL"]
-        server = LiveServer(env, log_path=tmp / "server.log").start()
-        try:
-            rows = measure(
-                server.url,
-                names,
-                seconds=args.seconds,
-                connections=args.connections,
-                rounds=args.rounds,
-                tmp=tmp,
-            )
-            stored = _stored_attempts(tmp / "data" / "backprop.db")
-        finally:
-            server.stop()
+        rows, stored = serve_and_measure(
+            env, args, tmp, after=lambda base: _stored_attempts(tmp / "data" / "backprop.db")
+        )
     backend = "PostgreSQL" if os.environ.get("DATABASE_URL") else "SQLite"
     report(
         rows,
@@ -103,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if stored is not None:
         print(f"attempts stored in the SQLite file at the end: {stored}")
-    if args.json:
-        args.json.write_text(json.dumps([{**r.__dict__, "ratio": q} for r, q in rows], indent=2))
+    write_json(args.json, rows)
     return 0
 
 

@@ -226,39 +226,58 @@ def report(rows: list[tuple[Result, float]], *, title: str) -> None:
         )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
+def parse_args(argv: list[str] | None, *, doc: str, only: str) -> argparse.Namespace:
+    """The options every wrk benchmark here takes; `only` is its default scenario list."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--only", default="lesson,lesson-new,lessons-api,quiz")
-    parser.add_argument("--no-nginx", action="store_true")
+    parser.add_argument("--only", default=only)
+    parser.add_argument("--no-nginx", action="store_true", help="skip the nginx ceiling")
     parser.add_argument("--json", type=Path, help="also write the results here")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def serve_and_measure(
+    env: dict[str, str], args: argparse.Namespace, tmp: Path, *, after: Callable[[str], object]
+) -> tuple[list[tuple[Result, float]], object]:
+    """Start the server with `env`, run the chosen scenarios, call `after(base_url)` while it
+    still runs, stop it by PID; (rows, what `after` returned)."""
+    names = [n for n in args.only.split(",") if n and n != "healthz"]
+    server = LiveServer(env, log_path=tmp / "server.log").start()
+    try:
+        rows = measure(
+            server.url,
+            names,
+            seconds=args.seconds,
+            connections=args.connections,
+            rounds=args.rounds,
+            tmp=tmp,
+        )
+        return rows, after(server.url)
+    finally:
+        server.stop()
+
+
+def write_json(path: Path | None, rows: list[tuple[Result, float]], *extra: Result) -> None:
+    if path:
+        results = [{**r.__dict__, "ratio": ratio} for r, ratio in rows]
+        path.write_text(json.dumps(results + [r.__dict__ for r in extra], indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv, doc=__doc__, only="lesson,lesson-new,lessons-api,quiz")
     if not shutil.which("wrk"):
         print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
         return 2
-    names = [n for n in args.only.split(",") if n and n != "healthz"]
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        server = LiveServer(
+        rows, page = serve_and_measure(
             server_env(tmp / "data"),
-            log_path=tmp / "server.log",
-        ).start()
-        try:
-            page = httpx.get(f"{server.url}/lessons/{SEED}").content
-            rows = measure(
-                server.url,
-                names,
-                seconds=args.seconds,
-                connections=args.connections,
-                rounds=args.rounds,
-                tmp=tmp,
-            )
-        finally:
-            server.stop()
+            args,
+            tmp,
+            after=lambda base: httpx.get(f"{base}/lessons/{SEED}").content,
+        )
         ceiling = None
         if not args.no_nginx:
             ceiling = nginx_ceiling(
@@ -277,14 +296,7 @@ def main(argv: list[str] | None = None) -> int:
             f"p99 {ceiling.p99_ms:.2f} ms, errors {ceiling.errors}; "
             f"lesson page is {share:.2f} of it"
         )
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                [{**r.__dict__, "ratio": ratio} for r, ratio in rows]
-                + ([ceiling.__dict__] if ceiling else []),
-                indent=2,
-            )
-        )
+    write_json(args.json, rows, *([ceiling] if ceiling else []))
     return 0
 
 
