@@ -7,6 +7,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
+from app.accounts import progress as service_progress
 from app.accounts import service
 from app.db import Database
 from app.quizzes.grading import option_order
@@ -262,6 +263,24 @@ def test_stats_count_attempts_pass_rate_and_every_option_choice(course_client):
     assert chosen == expected
     third = body["questions"][2]
     assert third["answered"] == 2 and third["unanswered"] == 2 and third["correct_share"] == 0.5
+
+
+def test_course_stats_keep_each_lessons_attempts_apart_and_match_lesson_stats(course_client):
+    client = course_client
+    ada, bob = learner(client, "ada"), learner(client, "bob")
+    gd, seed = quiz_of(client, "gradient-descent"), quiz_of(client, SEED)
+    submit(client, ada, "gradient-descent", {q.id: q.correct_option.id for q in gd.questions})
+    submit(client, bob, SEED, answers(seed, right=2))
+    submit(client, bob, SEED, answers(seed, right=5))
+    course = client.app.state.course
+    lessons = [course.get("gradient-descent"), course.get(SEED), course.get("regularisation")]
+    lessons = [lesson for lesson in lessons if lesson is not None]
+    with client.app.state.db.session() as session:
+        together = service_progress.course_stats(session, lessons=lessons)
+        one_by_one = [service_progress.lesson_stats(session, lesson=lesson) for lesson in lessons]
+    assert together == one_by_one
+    assert [s["attempts"] for s in together[:2]] == [1, 2]
+    assert together[0]["learners"] == 1 and together[1]["passed"] == 1
 
 
 # --- pages ------------------------------------------------------------------------------------

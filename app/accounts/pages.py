@@ -270,11 +270,10 @@ def instructor_page(
         return login_redirect(request)
     if user.role != "instructor":
         raise HTTPException(403, "this page is for instructors")
-    stats = [
-        progress_service.lesson_stats(session, lesson=lesson)
-        for lesson in course.lessons
-        if lesson.quiz is not None and lesson.quiz.questions
-    ]
+    stats = progress_service.course_stats(
+        session,
+        lessons=[lesson for lesson in course.lessons if lesson.quiz and lesson.quiz.questions],
+    )
     return render(
         request,
         "accounts/instructor.html",
