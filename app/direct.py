@@ -28,6 +28,8 @@ class DirectRoute(APIRoute):
     dependencies, body parameter or response model at run time (they still document it)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        # Nothing would run them: refuse rather than ignore dependencies given to the route.
+        assert not self.dependencies, "a DirectRoute runs no dependencies"
         endpoint = self.endpoint
 
         async def handler(request: Request) -> Response:
@@ -83,7 +85,7 @@ async def read_json(request: Request) -> Any:
                 }
             ]
         ) from None
-    except ValueError:  # not UTF-8 (or -16/-32) at all
+    except Exception:  # not UTF-8 (or -16/-32) at all, nested too deep...: as FastAPI answers
         raise HTTPException(400, "There was an error parsing the body") from None
 
 

@@ -8,7 +8,9 @@ import asyncio
 import os
 import signal
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +18,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from app.accounts.progress import AttemptStore, NoSuchUser, record_attempts
-from app.accounts.writer import AttemptWriter, WriterFailed
+from app.accounts.writer import RESTART_DELAY_S, AttemptWriter, WriterFailed
 from app.db import Database, upgrade
 from app.models import AttemptAnswer, LessonProgress, QuizAttempt, User, utcnow
 from app.quizzes.grading import Grade, QuestionResult
@@ -396,13 +398,33 @@ def test_a_writer_process_that_dies_fails_its_waiting_attempt_and_the_next_one_i
         assert not waiting.done()
         os.kill(process.pid, signal.SIGKILL)
         lost = await asyncio.gather(waiting, return_exceptions=True)
+        # no new writer at once (one that cannot start must not respawn per submission)...
+        refused = await asyncio.gather(
+            writer.record(user_id=a, grade=grade("lesson-a", 4)), return_exceptions=True
+        )
+        await asyncio.sleep(RESTART_DELAY_S)
+        # ...but after the delay
         third = await writer.record(user_id=a, grade=grade("lesson-a", 4))
-        return first, lost[0], third, writer._process is not process
+        return first, lost[0], refused[0], third, writer._process is not process
 
-    first, lost, third, replaced = with_writer(db, scenario)
-    assert isinstance(lost, WriterFailed)
+    first, lost, refused, third, replaced = with_writer(db, scenario)
+    assert isinstance(lost, WriterFailed) and "may or may not be stored" in str(lost)
+    assert isinstance(refused, WriterFailed) and "not stored" in str(refused)
     assert replaced and third > first
     assert raw(db, "SELECT count(*) FROM quiz_attempts") == [(2,)]
+
+
+def _wait_until_it_ignores_sigterm(pid: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{pid}/status").read_text()
+        ignored = int(
+            next(line for line in status.splitlines() if line.startswith("SigIgn:"))[7:], 16
+        )
+        if ignored & (1 << (signal.SIGTERM - 1)):
+            return
+        time.sleep(0.02)
+    raise AssertionError("the writer never set SIGTERM aside")
 
 
 def test_the_attempt_writer_starts_with_the_server_and_stops_with_it(make_app):
@@ -410,4 +432,10 @@ def test_the_attempt_writer_starts_with_the_server_and_stops_with_it(make_app):
     with TestClient(app):
         process = app.state.attempt_writer._process
         assert process is not None and process.is_alive()
+        # a SIGTERM to the whole process group must not take it away from the requests the
+        # server is still finishing: the server stops it when it closes
+        _wait_until_it_ignores_sigterm(process.pid)  # it does so once its interpreter is up
+        os.kill(process.pid, signal.SIGTERM)
+        process.join(0.5)
+        assert process.is_alive()
     assert not process.is_alive()

@@ -318,7 +318,9 @@ class AttemptStore:
             cursor = self._begin()
             try:
                 results = _store(cursor, self._dialect, entries)
-                self._connection.driver_connection.commit()  # type: ignore[union-attr]
+                # COMMIT as a statement, like BEGIN: a driver's commit() may do nothing on a
+                # connection in autocommit mode (psycopg2 does, for one)
+                cursor.execute("COMMIT")
             except BaseException as exc:
                 self._abandon(exc)
                 _raise_as_sqlalchemy(exc, self._engine.dialect)
@@ -335,7 +337,11 @@ class AttemptStore:
             fresh = self._connection is None
             if fresh:
                 connection = self._engine.raw_connection()
-                d.own(connection.driver_connection)
+                try:
+                    d.own(connection.driver_connection)
+                except BaseException:
+                    connection.invalidate()  # not given back to the pool half-prepared
+                    raise
                 self._connection, self._cursor = connection, connection.driver_connection.cursor()
             try:
                 self._cursor.execute(d.begin)

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import multiprocessing
 import signal
+import time
 from multiprocessing.connection import Connection
 from typing import NamedTuple
 
@@ -72,7 +73,10 @@ def _flat(grade: GradeLike) -> tuple:
 
 def _writer_main(conn: Connection, database_url: str) -> None:
     """The writer process: store each batch received in one transaction, answer with results."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the server, which stops us
+    # Ctrl-C and a SIGTERM to the whole process group (systemd, a terminal) go to the server too,
+    # which still has requests to finish: it stops us when it closes.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     db = Database.open(database_url)
     store = AttemptStore(db)
     try:
@@ -103,6 +107,17 @@ def _store(store: AttemptStore, batch: list[tuple[int, GradeLike]]) -> list[obje
         return [WriterFailed(f"{type(exc).__name__}: {exc}"[:500])]
 
 
+#: After the writer dies, wait this long before starting another: a writer that cannot start
+#: (a bad database URL, a full disk) must not cost a new interpreter per submission.
+RESTART_DELAY_S = 1.0
+
+NOT_STORED = "the attempt was not stored; please submit again"
+UNKNOWN = (
+    "the attempt writer stopped while storing this attempt, so it may or may not be stored: "
+    "check your attempts before submitting again"
+)
+
+
 class AttemptWriter:
     """Store attempts from the event loop through the writer process, in batches.
 
@@ -117,12 +132,18 @@ class AttemptWriter:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: list[tuple[int, GradeLike, asyncio.Future]] = []
         self._in_flight: list[asyncio.Future] | None = None
+        self._restart_at = 0.0
 
     def start(self) -> None:
         """Start the writer process now, from the running event loop, rather than on first use."""
         loop = asyncio.get_running_loop()
-        if self._conn is None or self._loop is not loop:
-            self._start(loop)
+        if self._conn is not None and self._loop is loop:
+            return
+        if self._conn is not None:  # a writer of another event loop (tests): let it go
+            self._retire()
+        if time.monotonic() < self._restart_at:
+            raise WriterFailed(NOT_STORED)
+        self._spawn(loop)
 
     async def record(self, *, user_id: int, grade: GradeLike) -> int:
         """The stored attempt's id, once its transaction has committed (NoSuchUser if deleted)."""
@@ -134,23 +155,26 @@ class AttemptWriter:
             loop.call_soon(self._send)  # after this loop pass: the attempts arriving with it too
         return await future
 
-    def close(self) -> None:
-        """Let the writer finish its batch and exit; fail whatever is still waiting."""
+    def close(self, timeout: float = 30.0) -> None:
+        """Store what is in flight or waiting (for up to `timeout` s), then stop the writer."""
+        deadline = time.monotonic() + timeout
+        while self._conn is not None and (self._in_flight is not None or self._pending):
+            if self._in_flight is None:
+                self._send()
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._conn.poll(remaining):
+                break
+            self._receive()
         process = self._process
-        if self._conn is not None:
-            with contextlib.suppress(OSError):
-                self._conn.send(None)
-        self._detach(WriterFailed("the server is shutting down"))
-        self._process = None
+        self._retire()
         if process is not None:
-            process.join(30)
+            process.join(max(1.0, deadline - time.monotonic()))
             if process.is_alive():
-                process.terminate()
+                process.kill()  # it ignores SIGTERM (see _writer_main)
                 process.join(5)
 
-    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._conn is not None:  # a writer started from another event loop (tests)
-            self.close()
+    def _spawn(self, loop: asyncio.AbstractEventLoop) -> None:
         ctx = multiprocessing.get_context("spawn")  # no fork of a threaded server
         self._conn, child = ctx.Pipe()
         self._process = ctx.Process(
@@ -163,6 +187,14 @@ class AttemptWriter:
         child.close()
         self._loop = loop
         loop.add_reader(self._conn.fileno(), self._receive)
+
+    def _retire(self) -> None:
+        """Ask the current writer to exit once its batch is done; fail what still waits on it."""
+        if self._conn is not None:
+            with contextlib.suppress(OSError):
+                self._conn.send(None)
+        self._detach()
+        self._process = None  # exits by itself; multiprocessing reaps it
 
     def _send(self) -> None:
         if self._in_flight is not None or not self._pending or self._conn is None:
@@ -184,33 +216,57 @@ class AttemptWriter:
             return
         futures, self._in_flight = self._in_flight or [], None
         for future, result in zip(futures, results, strict=True):
-            if future.done():  # the client went away; the attempt is stored all the same
-                continue
             if isinstance(result, BaseException):
-                future.set_exception(result)
+                _settle(future, error=result)
             else:
-                future.set_result(result)
+                _settle(future, result=result)
         self._send()
 
     def _writer_died(self, exc: BaseException) -> None:
         log.error("the attempt writer process stopped (%s); starting another", exc)
-        self._detach(WriterFailed("the attempt writer stopped; try again"))
-        if self._process is not None:
-            self._process.join(1)
+        self._detach()
+        self._process = None
+        self._restart_at = time.monotonic() + RESTART_DELAY_S
 
-    def _detach(self, error: WriterFailed) -> None:
-        """Stop listening to the current writer and fail every attempt waiting on it."""
+    def _detach(self) -> None:
+        """Stop listening to the current writer and fail every attempt waiting on it: a batch it
+        was given may or may not have committed; the attempts not yet sent were not stored."""
         if self._conn is not None and self._loop is not None and not self._loop.is_closed():
             with contextlib.suppress(ValueError, OSError):
                 self._loop.remove_reader(self._conn.fileno())
-        waiting = [*(self._in_flight or []), *(future for _, _, future in self._pending)]
+        in_flight, pending = self._in_flight or [], [future for _, _, future in self._pending]
         self._in_flight, self._pending = None, []
         if self._conn is not None:
             self._conn.close()
         self._conn, self._loop = None, None
-        for future in waiting:
-            if not future.done() and not future.get_loop().is_closed():
-                future.set_exception(error)
+        for future in in_flight:
+            _settle(future, error=WriterFailed(UNKNOWN))
+        for future in pending:
+            _settle(future, error=WriterFailed(NOT_STORED))
+
+
+def _settle(future: asyncio.Future, *, result: object = None, error: BaseException | None = None):
+    """Give a waiting request its outcome, from whichever thread, on its own event loop."""
+    loop = future.get_loop()
+    if loop.is_closed():
+        return
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        _set(future, result, error)
+    else:  # a writer of another event loop being retired (tests)
+        loop.call_soon_threadsafe(_set, future, result, error)
+
+
+def _set(future: asyncio.Future, result: object, error: BaseException | None) -> None:
+    if future.done():  # the client went away; a stored attempt is stored all the same
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 __all__ = ["AttemptWriter", "NoSuchUser", "WriterFailed"]

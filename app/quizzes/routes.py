@@ -36,8 +36,8 @@ async def stored(request: Request, user_id: int | None, result: Grade) -> int | 
         return await request.app.state.attempt_writer.record(user_id=user_id, grade=result)
     except NoSuchUser:
         raise HTTPException(401, "not signed in", headers={"WWW-Authenticate": "Bearer"}) from None
-    except WriterFailed:
-        raise HTTPException(503, "the attempt could not be stored; please submit again") from None
+    except WriterFailed as exc:
+        raise HTTPException(503, str(exc)) from None
 
 
 NO_QUIZ = {404: {"model": ErrorBody, "description": "No such lesson, or it has no quiz"}}
