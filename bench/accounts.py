@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -33,6 +32,7 @@ from bench.load import (  # noqa: E402
     serve_and_measure,
     server_env,
     write_json,
+    wrk_missing,
 )
 
 LEARNERS = 8
@@ -65,8 +65,7 @@ SCENARIOS["quiz-signed-in"] = signed_in_quiz_scenario
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv, doc=__doc__, only="quiz,quiz-signed-in")
-    if not shutil.which("wrk"):
-        print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
+    if wrk_missing():
         return 2
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)

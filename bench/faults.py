@@ -19,7 +19,6 @@ request failed under load, the database is damaged, or an acknowledged attempt i
 from __future__ import annotations
 
 import argparse
-import shutil
 import sqlite3
 import sys
 import tempfile
@@ -40,6 +39,7 @@ from bench.load import (  # noqa: E402
     first_option_answers,
     run_wrk,
     server_env,
+    wrk_missing,
 )
 from tests.live import LiveServer  # noqa: E402
 
@@ -219,8 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst", type=float, default=4.0, help="seconds before each kill")
     parser.add_argument("--skip-load", action="store_true")
     args = parser.parse_args(argv)
-    if not args.skip_load and not shutil.which("wrk"):
-        print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
+    if not args.skip_load and wrk_missing():
         return 2
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)

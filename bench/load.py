@@ -226,6 +226,14 @@ def report(rows: list[tuple[Result, float]], *, title: str) -> None:
         )
 
 
+def wrk_missing() -> bool:
+    """True (after saying how to install it) when Debian's wrk is not on PATH."""
+    if shutil.which("wrk"):
+        return False
+    print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
+    return True
+
+
 def parse_args(argv: list[str] | None, *, doc: str, only: str) -> argparse.Namespace:
     """The options every wrk benchmark here takes; `only` is its default scenario list."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
@@ -267,8 +275,7 @@ def write_json(path: Path | None, rows: list[tuple[Result, float]], *extra: Resu
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv, doc=__doc__, only="lesson,lesson-new,lessons-api,quiz")
-    if not shutil.which("wrk"):
-        print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
+    if wrk_missing():
         return 2
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)

@@ -85,15 +85,23 @@ def test_sqlite_connections_get_wal_normal_sync_foreign_keys_and_a_busy_timeout(
         engine.dispose()
 
 
+def record_begins(engine: sa.Engine, into: list[str] | None = None) -> list[str]:
+    """The BEGIN statements the engine sends from now on, appended to `into` (or a new list)."""
+    begins = [] if into is None else into
+
+    def seen(conn, cursor, statement, *args) -> None:
+        if "BEGIN" in statement:
+            begins.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    return begins
+
+
 def test_write_sessions_begin_immediate_and_wait_instead_of_failing(tmp_path):
     """Readers-then-writers under contention: with BEGIN IMMEDIATE every one of them commits."""
     db = Database.open(f"sqlite:///{tmp_path / 'c.db'}")
     upgrade(db.engine)
-    statements: list[str] = []
-    sa.event.listen(
-        db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]) if "BEGIN" in a[2]
-        else None,
-    )  # fmt: skip
+    statements = record_begins(db.engine)
     with db.engine.begin() as conn:
         conn.exec_driver_sql(
             "INSERT INTO users (username, username_key, password_hash, role, created_at) "
@@ -106,10 +114,7 @@ def test_write_sessions_begin_immediate_and_wait_instead_of_failing(tmp_path):
         # only BEGIN IMMEDIATE (and the busy timeout) keeps these read-then-write transactions
         # from failing with "database is locked".
         own = Database.open(str(db.engine.url))
-        sa.event.listen(
-            own.engine, "before_cursor_execute",
-            lambda *a: statements.append(a[2]) if "BEGIN" in a[2] else None,
-        )  # fmt: skip
+        record_begins(own.engine, into=statements)
         try:
             for _ in range(25):
                 with own.session() as session:
@@ -180,11 +185,7 @@ def test_cli_db_upgrade_and_user_create(tmp_path, database_url, make_app):
 def test_a_write_after_a_rolled_back_write_begins_immediate_and_takes_the_lock_again(tmp_path):
     db = Database.open(f"sqlite:///{tmp_path / 'r.db'}")
     upgrade(db.engine)
-    begins: list[str] = []
-    sa.event.listen(
-        db.engine, "before_cursor_execute", lambda *a: begins.append(a[2]) if "BEGIN" in a[2]
-        else None,
-    )  # fmt: skip
+    begins = record_begins(db.engine)
     lock = db.sessions.kw["info"]["write_lock"]
     with db.session() as session:
         begin_write(session)
