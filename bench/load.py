@@ -82,13 +82,10 @@ def run_wrk(url: str, *, seconds: int, connections: int, lua: str | None, tmp: P
     return Result("", rps, p50, p99, errors, total)
 
 
-def post_json_lua(path: str, body: dict, headers: dict[str, str] | None = None) -> str:
+def post_json_lua(body: dict) -> str:
     """A wrk script that POSTs the same JSON body on every request."""
-    lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(json.dumps(body))}"]
-    lines.append('wrk.headers["Content-Type"] = "application/json"')
-    for key, value in (headers or {}).items():
-        lines.append(f"wrk.headers[{json.dumps(key)}] = {json.dumps(value)}")
-    return "\n".join(lines) + "\n"
+    script = f'wrk.method = "POST"\nwrk.body = {json.dumps(json.dumps(body))}\n'
+    return script + headers_lua({"Content-Type": "application/json"})
 
 
 def server_env(data: Path) -> dict[str, str]:
@@ -123,10 +120,9 @@ def guest_quiz_scenario(base: str) -> Scenario:
     """Guest submissions of a full set of answers: graded, not stored."""
     answers = first_option_answers(base)
     path = f"/api/lessons/{SEED}/quiz/attempts"
-    return Scenario("quiz (guest POST)", path, post_json_lua(path, {"answers": answers}))
+    return Scenario("quiz (guest POST)", path, post_json_lua({"answers": answers}))
 
 
-#: name → builder(base_url) → Scenario. Other bench modules may add to this.
 def headers_lua(headers: dict[str, str]) -> str:
     """A wrk script that sends these headers with every GET."""
     return "".join(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}\n" for k, v in headers.items())
@@ -139,6 +135,7 @@ def returning_visitor_scenario(base: str) -> Scenario:
     return Scenario("lesson page", f"/lessons/{SEED}", lua)
 
 
+#: name → builder(base_url) → Scenario. Other bench modules may add to this.
 SCENARIOS: dict[str, Callable[[str], Scenario]] = {
     "healthz": lambda base: Scenario("healthz", "/healthz"),
     "lesson": returning_visitor_scenario,
@@ -190,11 +187,10 @@ def measure(
     /healthz of its own round and the median round is reported, so a noisy neighbour on the
     machine moves both sides of a ratio together."""
     per_name: dict[str, list[tuple[Result, float]]] = {}
-    scenarios = {name: SCENARIOS[name](base_url) for name in names}
+    scenarios = {name: SCENARIOS[name](base_url) for name in ["healthz", *names]}
     for _ in range(rounds):
         baseline = None
-        for name in ["healthz", *[n for n in names if n != "healthz"]]:
-            scenario = scenarios.get(name) or SCENARIOS[name](base_url)
+        for name, scenario in scenarios.items():
             result = run_wrk(
                 base_url + scenario.path,
                 seconds=seconds,

@@ -78,6 +78,11 @@ def _times_derivative(kind: str, delta: np.ndarray, a: np.ndarray) -> None:
     delta *= a
 
 
+def parameter_count(layer_sizes: list[int]) -> int:
+    """Weights plus biases of a fully connected network with these layer sizes."""
+    return sum(a * b + b for a, b in zip(layer_sizes[:-1], layer_sizes[1:], strict=False))
+
+
 class Network:
     """A multi-layer perceptron: layer_sizes[0] inputs, hidden layers, layer_sizes[-1] classes."""
 
@@ -103,7 +108,7 @@ class Network:
         self.rng = np.random.default_rng(seed)
 
         shapes = list(zip(self.layer_sizes[:-1], self.layer_sizes[1:], strict=True))
-        self.n_params = sum(n_in * n_out + n_out for n_in, n_out in shapes)
+        self.n_params = parameter_count(self.layer_sizes)
         self.params = np.zeros(self.n_params, dtype=self.dtype)
         self.grads = np.zeros(self.n_params, dtype=self.dtype)
         self.weights, self.biases = self._views(self.params, shapes)

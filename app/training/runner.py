@@ -16,7 +16,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .datasets import DEFAULT_NOISE, Dataset, dataset_sizes, load_dataset
-from .nn import Network
+from .nn import Network, parameter_count
 from .schemas import TrainRequest
 
 #: The request's fields and their defaults (the lesson's network on digits), from the one schema.
@@ -43,11 +43,6 @@ def full_config(config: dict[str, Any]) -> dict[str, Any]:
     _, n_features, n_classes = dataset_sizes(name)
     merged["layer_sizes"] = [n_features, *merged["hidden_layers"], n_classes]
     return merged
-
-
-def parameter_count(layer_sizes: list[int]) -> int:
-    """Weights plus biases of a fully connected network with these layer sizes."""
-    return sum(a * b + b for a, b in zip(layer_sizes[:-1], layer_sizes[1:], strict=False))
 
 
 def estimate_work(config: dict[str, Any]) -> float:
