@@ -17,7 +17,7 @@ from .accounts.service import token_owner, user_for_session
 from .config import Settings
 from .content import Course, Lesson
 from .models import User
-from .security import csrf_ok, read_cookie
+from .security import csrf_ok, raw_header, read_cookie
 
 
 async def get_settings_dep(request: Request) -> Settings:
@@ -80,11 +80,8 @@ def resolve_user(db, *, token: str | None, cookie: str | None) -> User | None | 
 
 def bearer_token(request: Request) -> str | None:
     """The token of an `Authorization: Bearer ...` header, if any."""
-    for key, value in request.scope["headers"]:  # raw headers: no Headers object per request
-        if key == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            return token.strip() or None if scheme.lower() == "bearer" else None
-    return None
+    scheme, _, token = (raw_header(request.scope, b"authorization") or "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 async def user_of(request: Request) -> User | None:

@@ -20,6 +20,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
+from .security import raw_header
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -52,13 +54,6 @@ def _is_json(content_type: str) -> bool:
 _MISSING = object()
 
 
-def _content_type(request: Request) -> str:
-    for key, value in request.scope["headers"]:  # raw headers: no Headers object per request
-        if key == b"content-type":
-            return value.decode("latin-1")
-    return ""
-
-
 async def read_json(request: Request) -> Any:
     """The decoded body, its raw bytes when not declared JSON, or a marker when empty; a JSON
     syntax error is a 422 and undecodable bytes a 400, as in FastAPI before any dependency.
@@ -69,7 +64,7 @@ async def read_json(request: Request) -> Any:
     raw = await request.body()
     if not raw:
         return _MISSING
-    if not _is_json(_content_type(request)):
+    if not _is_json(raw_header(request.scope, b"content-type") or ""):
         return raw
     try:
         return json.loads(raw)

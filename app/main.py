@@ -9,20 +9,20 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from .accounts.api import router as accounts_api
-from .accounts.pages import lesson_slots, user_context
 from .accounts.pages import pages as account_pages
+from .accounts.pages import user_context
 from .accounts.writer import AttemptWriter
 from .config import Settings, get_settings
 from .content import load_course, log_problems
 from .content.warmup import MIN_LESSONS, Warmup
 from .db import Database, upgrade
+from .deps import user_of
 from .direct import add_body_schemas
-from .lessons.pages import build_lesson_pages
+from .lessons.pages import LessonPages
 from .lessons.routes import api as lessons_api
 from .lessons.routes import pages as lesson_pages
 from .quizzes.routes import api as quizzes_api
@@ -33,12 +33,14 @@ from .training.query import playground_query
 from .training.routes import api as training_api
 from .training.routes import close_pool
 from .training.routes import pages as training_pages
+from .training.runner import DEFAULTS
 from .web import install_error_handlers, make_templates, render
 
 log = logging.getLogger("backprop")
 
-#: The seed lesson's SimpleNeuralNetwork([784, 128, 64, 10]), on the digits we can ship offline.
-LESSON_NETWORK = {"dataset": "digits", "hidden_layers": [128, 64]}
+#: The seed lesson's SimpleNeuralNetwork([784, 128, 64, 10]) is /train's default network (hidden
+#: layers 128, 64 on the digits we can ship offline): a lesson's playground link starts there.
+LESSON_NETWORK = {key: DEFAULTS[key] for key in ("dataset", "hidden_layers")}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -92,10 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.attempt_writer = writer
     #: The background render-cache warm-up (app/content/warmup.py), while the app is running.
     app.state.render_warmup = None
-    #: Async callables (request, lesson) → {slot: html} filling a lesson page's per-user slots.
-    app.state.lesson_slot_fillers = [lesson_slots]
     app.state.guest_slots = {}  # lesson id → a guest's slots, rendered on first use
-    app.state.lesson_pages = build_lesson_pages(
+    app.state.lesson_pages = LessonPages(
         course,
         app.state.templates,
         pass_percent_for=lambda lesson: pass_percent_for(lesson, settings.pass_percent),
@@ -128,28 +128,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     def openapi() -> dict[str, Any]:
-        """FastAPI's schema, with the 422 body our validation handler really sends."""
-        if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title, version=app.version, summary=app.summary, routes=app.routes
-            )
-            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
-            add_body_schemas(schemas)
-            if "HTTPValidationError" in schemas:
-                schemas["HTTPValidationError"] = {
-                    "title": "HTTPValidationError",
-                    "type": "object",
-                    "required": ["detail"],
-                    "properties": {
-                        "detail": {"type": "string", "title": "Detail"},
-                        "errors": {
-                            "type": "array",
-                            "items": {"$ref": "#/components/schemas/ValidationError"},
-                        },
+        """FastAPI's schema (built once, kept by FastAPI), with the direct routes' bodies and the
+        422 body our validation handler really sends; the patch is idempotent."""
+        schema = FastAPI.openapi(app)
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        add_body_schemas(schemas)
+        if "HTTPValidationError" in schemas:
+            schemas["HTTPValidationError"] = {
+                "title": "HTTPValidationError",
+                "type": "object",
+                "required": ["detail"],
+                "properties": {
+                    "detail": {"type": "string", "title": "Detail"},
+                    "errors": {
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/ValidationError"},
                     },
-                }
-            app.openapi_schema = schema
-        return app.openapi_schema
+                },
+            }
+        return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
@@ -159,6 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/docs", include_in_schema=False)
     async def docs(request: Request) -> HTMLResponse:
+        await user_of(request)  # in the thread pool, before the nav's context processor asks
         return render(request, "docs.html")
 
     return app

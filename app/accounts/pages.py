@@ -17,6 +17,7 @@ from ..deps import (
     OptionalUser,
     SessionDep,
     SettingsDep,
+    resolve_user,
     user_of,
 )
 from ..models import User
@@ -37,9 +38,8 @@ def user_context(request: Request) -> dict[str, Any]:
     if not hasattr(request.state, "user"):
         request.state.user = None
         cookie = request.cookies.get(SESSION_COOKIE)
-        if cookie:
-            with request.app.state.db.session() as session:
-                request.state.user = service.user_for_session(session, token=cookie)
+        if cookie:  # normally looked up already (user_of, off the event loop); else here
+            request.state.user = resolve_user(request.app.state.db, token=None, cookie=cookie)
     return {"current_user": request.state.user, "accounts_enabled": True}
 
 
@@ -65,12 +65,10 @@ def login_redirect(request: Request) -> RedirectResponse:
 def _course_progress(db, user: User, course: Course) -> dict[str, Any]:
     with db.session() as session:
         rows = progress_service.progress_rows(session, user_id=user.id)
-    statuses = {lesson.id: rows[lesson.id].status if lesson.id in rows else "not_started"
-                for lesson in course.lessons}  # fmt: skip
-    completed = sum(1 for s in statuses.values() if s == "completed")
+    summary = progress_service.summarize(course, rows)
     return {
-        "progress": statuses,
-        "course_progress": {"completed": completed, "total": len(statuses)},
+        "progress": {entry["lesson_id"]: entry["status"] for entry in summary["lessons"]},
+        "course_progress": {"completed": summary["completed"], "total": summary["total"]},
         "continue_lesson": progress_service.continue_lesson(course, rows),
     }
 

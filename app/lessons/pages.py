@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import jinja2
 from markupsafe import Markup
 
 from ..content import Course, Lesson
+from ..quizzes.grading import ORDERS
 
 _SLOT = re.compile("\x00slot:([^\x00]+)\x00")
 
@@ -38,25 +39,24 @@ class SlottedPage:
     """
 
     parts: tuple[bytes | str, ...]
-    slot_names: tuple[str, ...]
 
     @classmethod
     def compile(cls, html: str) -> SlottedPage:
         pieces = _SLOT.split(html)
-        parts = tuple(p.encode() if i % 2 == 0 else p for i, p in enumerate(pieces))
-        return cls(parts, tuple(pieces[1::2]))
+        return cls(tuple(p.encode() if i % 2 == 0 else p for i, p in enumerate(pieces)))
 
     def fill(self, values: Mapping[str, str | bytes]) -> bytes:
         parts = list(self.parts)
         parts[1::2] = [
             value if isinstance(value, bytes) else value.encode()
-            for value in map(values.__getitem__, self.slot_names)
+            for value in map(values.__getitem__, self.parts[1::2])
         ]
         return b"".join(parts)  # type: ignore[arg-type]
 
 
-#: Questions with at most this many options keep every order they have been shown in (6! = 720).
-_CACHED_ORDERS_UP_TO = 6
+#: Questions with at most this many options keep every order they have been shown in (6! = 720):
+#: those whose order is picked from grading's table of permutations.
+_CACHED_ORDERS_UP_TO = max(ORDERS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +84,9 @@ class LessonPage:
     questions: tuple[QuestionSlot, ...]
 
 
-class LessonPages(Mapping[str, LessonPage]):
-    """Lesson id → its LessonPage, built on first lookup; concurrent first lookups build once."""
+class LessonPages:
+    """Lesson id → its LessonPage (every lesson's page, rendered once on its first request, with
+    slots for what differs between requests); concurrent first lookups build once."""
 
     def __init__(
         self,
@@ -121,15 +122,6 @@ class LessonPages(Mapping[str, LessonPage]):
                 page = self._pages[lesson_id] = self._build(lesson)
         return page
 
-    def __iter__(self) -> Iterator[str]:
-        return (lesson.id for lesson in self._course.lessons)
-
-    def __len__(self) -> int:
-        return len(self._course.lessons)
-
-    def __contains__(self, lesson_id: object) -> bool:
-        return isinstance(lesson_id, str) and self._course.get(lesson_id) is not None
-
     def _build(self, lesson: Lesson) -> LessonPage:
         questions = lesson.quiz.questions if lesson.quiz else ()
         html = self._template.render(
@@ -154,17 +146,3 @@ class LessonPages(Mapping[str, LessonPage]):
             for question in questions
         )
         return LessonPage(SlottedPage.compile(html), slots)
-
-
-def build_lesson_pages(
-    course: Course,
-    env: jinja2.Environment,
-    *,
-    pass_percent_for: Callable[[Lesson], int],
-    train_query_for: Callable[[Lesson], str],
-) -> LessonPages:
-    """Every lesson's page, each rendered once on its first request, with slots for what
-    differs between requests."""
-    return LessonPages(
-        course, env, pass_percent_for=pass_percent_for, train_query_for=train_query_for
-    )

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
-from ..accounts.pages import course_progress_context
+from ..accounts.pages import course_progress_context, lesson_slots
 from ..content import Lesson
 from ..deps import CourseDep, LessonDep, lesson_or_404, user_of
 from ..quizzes.deps import get_learner
@@ -54,11 +54,10 @@ async def user_slots(request: Request, lesson: Lesson) -> dict[str, str | bytes]
 
 
 async def _user_slots(request: Request, lesson: Lesson) -> dict[str, str]:
-    values = {"lesson_status": "", "lesson_complete": ""}
-    for filler in request.app.state.lesson_slot_fillers:
-        values.update(await filler(request, lesson))
-    values["user_nav"] = render_string(request, "_user_nav.html")
-    return values
+    return {
+        **await lesson_slots(request, lesson),
+        "user_nav": render_string(request, "_user_nav.html"),
+    }
 
 
 async def lesson_page(request: Request) -> HTMLResponse:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import NamedTuple
 
 from ..content import Option, Question, Quiz
+from ..hashing import keyed_hasher
 
 
 class AnswerError(ValueError):
@@ -37,15 +36,8 @@ class Grade:
     results: tuple[QuestionResult, ...]
 
 
-@lru_cache(maxsize=8)
-def _shuffle_hasher(secret: str, digest_size: int):  # -> hashlib.blake2b
-    """A keyed BLAKE2b with the key already absorbed: each order copies it (cheaper than keying)."""
-    key = hashlib.sha256(f"option-order|{secret}".encode()).digest()
-    return hashlib.blake2b(key=key, digest_size=digest_size)
-
-
 #: Every order of n options for small n, so that choosing one is a single index.
-_ORDERS = {n: tuple(itertools.permutations(range(n))) for n in range(1, 7)}
+ORDERS = {n: tuple(itertools.permutations(range(n))) for n in range(1, 7)}
 
 
 def option_permutation(
@@ -57,8 +49,8 @@ def option_permutation(
     # A keyed BLAKE2b digest read as a number picks the order: unpredictable without the secret,
     # and far cheaper per request than seeding random.Random. 128 bits make the choice among
     # 6! = 720 orders uniform to within 2**-118; longer lists use 512 bits in a Fisher-Yates.
-    orders = _ORDERS.get(count)
-    hasher = _shuffle_hasher(secret, 16 if orders is not None else 64).copy()
+    orders = ORDERS.get(count)
+    hasher = keyed_hasher("option-order", secret, 16 if orders is not None else 64).copy()
     hasher.update(f"{learner_key}|{round}|{question_id}".encode())
     word = int.from_bytes(hasher.digest())
     if orders is not None:
