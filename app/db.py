@@ -95,12 +95,6 @@ class Database:
     def session(self) -> Session:
         return self.sessions()
 
-    @property
-    def write_lock(self) -> threading.Lock | None:
-        """The in-process SQLite writer lock that begin_write takes (None on PostgreSQL), for
-        writers that run their transactions on a DB-API connection of their own."""
-        return self.sessions.kw.get("info", {}).get(WRITE_LOCK)
-
     def close(self) -> None:
         self.engine.dispose()
 

@@ -1,4 +1,4 @@
-"""CPU per stored quiz attempt: record_attempts and AttemptWriter, new against the baseline.
+"""CPU per stored quiz attempt: AttemptStore and AttemptWriter, new against the baseline.
 
 Stores N graded attempts (five answers each, like the seed quiz; eight learners, two lessons)
 into a throwaway SQLite file per run, in batches of 1, 8, 32 and 128, and prints the CPU
@@ -6,10 +6,9 @@ time per attempt for the app's implementation and for the baseline kept below: t
 Core `record_attempts` of commit 3de11b6 (and its writer), run in the same process on the same
 kind of file. Not a unit test. Rows:
 
-- record_attempts (thread): `record_attempts(session, ...)` with a Session per batch;
-  `time.thread_time` of the storing thread.
-- writer's store (thread): what the writer thread does per batch: before, a Session and the
-  baseline; now `AttemptStore.record` on the connection the writer keeps.
+- writer's store (thread): what the writer does per batch, `time.thread_time` of the storing
+  thread: before, a Session and the baseline; now `AttemptStore.record` on the connection the
+  writer keeps.
 - AttemptWriter: `batch` requests awaited at once from an event loop. The baseline's writer
   is a thread, so all its CPU is the web process's (`time.process_time`); the app's writer is a
   process of its own: "web process" counts only the event loop's side (what competes with
@@ -44,7 +43,6 @@ from app.accounts.progress import (  # noqa: E402
     AttemptStore,
     GradeLike,
     NoSuchUser,
-    record_attempts,
 )
 from app.accounts.writer import AttemptWriter  # noqa: E402
 from app.db import Database, begin_write, commit, upgrade  # noqa: E402
@@ -328,15 +326,10 @@ def main(argv: list[str] | None = None) -> int:
                     db.close()
             return min(times) / n * 1e6
 
-        rows = []
         for batch in BATCHES:
             old = best(lambda db: direct(db, baseline_record_attempts, entries, batch))  # noqa: B023
-            new = best(lambda db: direct(db, record_attempts, entries, batch))  # noqa: B023
             kept = best(lambda db: kept_connection(db, entries, batch))  # noqa: B023
-            show("record_attempts (thread)", batch, old, new)
-            rows.append(("writer's store (thread)", batch, old, kept))
-        for row in rows:
-            show(*row)
+            show("writer's store (thread)", batch, old, kept)
         for batch in BATCHES:
 
             def old_writer(db: Database) -> float:

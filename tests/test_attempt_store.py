@@ -1,4 +1,4 @@
-"""Storing quiz attempts (record_attempts, AttemptStore, AttemptWriter) on a real database file
+"""Storing quiz attempts (AttemptStore, AttemptWriter) on a real database file
 (or PostgreSQL schema): the rows are what the ORM would store, ids are right, progress adds up,
 and failures stay with the entry that caused them."""
 
@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from app.accounts.progress import AttemptStore, NoSuchUser, record_attempts
+from app.accounts.progress import AttemptStore, NoSuchUser
 from app.accounts.writer import RESTART_DELAY_S, AttemptWriter, WriterFailed
 from app.db import Database, upgrade
 from app.models import AttemptAnswer, LessonProgress, QuizAttempt, User, utcnow
@@ -137,10 +137,13 @@ def orm_record(db: Database, user_id: int, result: Grade) -> int:
 def store_in_batches(db: Database, entries, sizes) -> list[int | NoSuchUser]:
     out: list[int | NoSuchUser] = []
     start = 0
-    for size in sizes:
-        with db.session() as session:
-            out += record_attempts(session, entries=entries[start : start + size])
-        start += size
+    store = AttemptStore(db)
+    try:
+        for size in sizes:
+            out += store.record(entries[start : start + size])
+            start += size
+    finally:
+        store.close()
     assert start == len(entries)
     return out
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.pool import PoolProxiedConnection
 
 from ..content import Course, Lesson
-from ..db import LOCK_TIMEOUT_S, Database, begin_write, commit
+from ..db import Database, begin_write, commit
 from ..models import AttemptAnswer, LessonProgress, QuizAttempt, User, utcnow
 
 
@@ -264,31 +264,6 @@ def _store(
     return results
 
 
-def record_attempts(
-    session: Session, *, entries: Sequence[tuple[int, GradeLike]]
-) -> list[int | NoSuchUser]:
-    """Store graded attempts (user id, grade) with every answer and update progress, all in one
-    transaction; per entry its new attempt id, or NoSuchUser if that user has been deleted.
-
-    The group-commit writer hands several requests' attempts over at once: one BEGIN IMMEDIATE
-    and one COMMIT for all of them, a handful of statements whatever the batch size.
-    """
-    begin_write(session)
-    try:
-        conn = session.connection()
-        try:
-            results = _store(
-                conn.connection.driver_connection.cursor(), _dialect(conn.dialect), entries
-            )
-        except BaseException as exc:
-            _raise_as_sqlalchemy(exc, conn.dialect)
-        commit(session)
-    except BaseException:
-        session.rollback()
-        raise
-    return results
-
-
 def _raise_as_sqlalchemy(exc: BaseException, dialect: Dialect) -> NoReturn:
     """Raise a DB-API error as SQLAlchemy would have (IntegrityError, OperationalError, ...),
     so callers see the same exceptions as from Core; anything else unchanged."""
@@ -299,34 +274,30 @@ def _raise_as_sqlalchemy(exc: BaseException, dialect: Dialect) -> NoReturn:
 
 
 class AttemptStore:
-    """record_attempts for the writer thread, on a DB-API connection it keeps: no Session, pool
-    checkout or SQLAlchemy BEGIN/COMMIT events per batch (about 0.1 ms of CPU a batch)."""
+    """Stores graded attempts for the writer process, on a DB-API connection it keeps: no
+    Session, pool checkout or SQLAlchemy BEGIN/COMMIT events per batch (about 0.1 ms of CPU a
+    batch). The writer is the only thread of its process, so there is no in-process lock to
+    take: other processes meet it at SQLite's write lock (BEGIN IMMEDIATE, busy timeout)."""
 
     def __init__(self, db: Database) -> None:
         self._engine = db.engine
-        self._lock = db.write_lock
         self._dialect = _dialect(db.engine.dialect)
         self._connection: PoolProxiedConnection | None = None
         self._cursor: Any = None
 
     def record(self, entries: Sequence[tuple[int, GradeLike]]) -> list[int | NoSuchUser]:
-        """Like record_attempts: one transaction, committed before this returns."""
-        lock = self._lock
-        if lock is not None and not lock.acquire(timeout=LOCK_TIMEOUT_S):
-            raise TimeoutError("the database stayed busy; try again")
+        """Store graded attempts (user id, grade) with every answer and update progress, all in
+        one transaction committed before this returns; per entry its new attempt id, or
+        NoSuchUser if that user has been deleted. A handful of statements whatever the batch."""
+        cursor = self._begin()
         try:
-            cursor = self._begin()
-            try:
-                results = _store(cursor, self._dialect, entries)
-                # COMMIT as a statement, like BEGIN: a driver's commit() may do nothing on a
-                # connection in autocommit mode (psycopg2 does, for one)
-                cursor.execute("COMMIT")
-            except BaseException as exc:
-                self._abandon(exc)
-                _raise_as_sqlalchemy(exc, self._engine.dialect)
-        finally:
-            if lock is not None:
-                lock.release()
+            results = _store(cursor, self._dialect, entries)
+            # COMMIT as a statement, like BEGIN: a driver's commit() may do nothing on a
+            # connection in autocommit mode (psycopg2 does, for one)
+            cursor.execute("COMMIT")
+        except BaseException as exc:
+            self._abandon(exc)
+            _raise_as_sqlalchemy(exc, self._engine.dialect)
         return results
 
     def _begin(self) -> Any:
