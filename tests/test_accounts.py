@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from app.accounts import service
+from app.models import ApiToken, WebSession, utcnow
 
 from .accounts_util import PASSWORD, bearer, browser_login, csrf, learner, register, token
 
@@ -322,3 +323,7 @@ def test_issuing_a_session_or_token_drops_that_users_expired_ones(client, issue,
             sa.text(f"SELECT expires_at FROM {table} WHERE user_id = :u"), {"u": user_id}
         )
         assert len(rows.all()) == 1
+        # ...and the one left is the live one, not an expired one kept by mistake
+        model = {"sessions": WebSession, "api_tokens": ApiToken}[table]
+        [expires_at] = session.scalars(sa.select(model.expires_at).where(model.user_id == user_id))
+        assert expires_at > utcnow()

@@ -10,9 +10,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
-from app.content import load_course
+from app.content import load_course, loader
 from app.content.warmup import MIN_LESSONS
 
 from .conftest import ROOT, SEED
@@ -79,13 +80,32 @@ def test_the_lesson_page_and_api_of_a_lazily_loaded_lesson_show_the_eagerly_rend
     assert all(f'href="#{entry.id}"' in page for entry in eager.toc)
 
 
-def test_concurrent_first_uses_of_a_body_render_it_once(content_dir, tmp_path):
+def _no_render(source: str):
+    raise AssertionError("rendered in the server process instead of read from the cache")
+
+
+@pytest.fixture
+def renders(monkeypatch) -> list[str]:
+    """The sources rendered from now on: the real renderer, with a tally."""
+    seen: list[str] = []
+    real = loader.render_body
+
+    def counted(source: str):
+        seen.append(source)
+        return real(source)
+
+    monkeypatch.setattr(loader, "render_body", counted)
+    return seen
+
+
+def test_concurrent_first_uses_of_a_body_render_it_once(content_dir, tmp_path, renders):
     seed_copies(content_dir, 1)
     (lesson,) = load_course(content_dir, lazy=True, cache_dir=tmp_path / "cache").lessons
     results = in_parallel(8, lambda: lesson.body.rendered())
     # One render: every thread got the very same objects, not equal copies.
     assert all(result is results[0] for result in results)
     assert len(list((tmp_path / "cache").glob("*.pickle"))) == 1
+    assert len(renders) == 1
 
 
 def test_concurrent_first_requests_for_a_lesson_page_build_it_once(make_app, content_dir):
@@ -131,12 +151,13 @@ def test_a_broken_lesson_is_reported_with_file_and_line_at_startup_and_not_serve
         assert client.get("/lessons/copy-00").status_code == 200
 
 
-def test_backprop_check_still_renders_every_body(content_dir, capsys):
+def test_backprop_check_still_renders_every_body(content_dir, capsys, renders):
     from app.cli import main
 
     seed_copies(content_dir, 2)
     assert main(["check", str(content_dir)]) == 0
     assert "2 lesson(s) OK" in capsys.readouterr().out
+    assert len(renders) == 2  # what the command itself rendered
     assert all(lesson.body.is_rendered for lesson in load_course(content_dir).lessons)
 
 
@@ -145,7 +166,7 @@ def test_a_small_course_starts_no_warm_up_process(client):
 
 
 def test_the_background_warm_up_fills_the_cache_and_the_server_then_reads_it(
-    make_app, make_settings, content_dir
+    make_app, make_settings, content_dir, monkeypatch
 ):
     ids = seed_copies(content_dir, MIN_LESSONS + 2)
     cache = make_settings().data_dir / "cache" / "lessons"
@@ -158,9 +179,11 @@ def test_the_background_warm_up_fills_the_cache_and_the_server_then_reads_it(
         assert len(list(cache.glob("*.pickle"))) == len(ids)
         lesson = app.state.course.get(ids[-1])
         assert not lesson.body.is_rendered  # the server has rendered nothing itself
-        started = time.perf_counter()
-        lesson.body.rendered()  # read from the cache the warm-up wrote
-        assert time.perf_counter() - started < 0.02  # a render of this lesson takes ~25 ms
+        # read from the cache the warm-up wrote: any render in this process would now fail
+        real = loader.render_body
+        monkeypatch.setattr(loader, "render_body", _no_render)
+        lesson.body.rendered()
+        monkeypatch.setattr(loader, "render_body", real)
         assert client.get(f"/lessons/{ids[-1]}").status_code == 200
     eager = load_course(content_dir).get(ids[-1])
     assert (lesson.html, lesson.toc) == (eager.html, eager.toc)

@@ -274,13 +274,17 @@ def test_course_stats_keep_each_lessons_attempts_apart_and_match_lesson_stats(co
     submit(client, bob, SEED, answers(seed, right=5))
     course = client.app.state.course
     lessons = [course.get("gradient-descent"), course.get(SEED), course.get("regularisation")]
-    lessons = [lesson for lesson in lessons if lesson is not None]
     with client.app.state.db.session() as session:
         together = service_progress.course_stats(session, lessons=lessons)
         one_by_one = [service_progress.lesson_stats(session, lesson=lesson) for lesson in lessons]
     assert together == one_by_one
     assert [s["attempts"] for s in together[:2]] == [1, 2]
     assert together[0]["learners"] == 1 and together[1]["passed"] == 1
+    # per option too: each lesson's choices counted under that lesson only
+    assert all(q["answered"] == q["correct"] == 1 for q in together[0]["questions"])
+    right = [o["chosen"] for q in together[1]["questions"] for o in q["options"] if o["correct"]]
+    assert sum(right) == 2 + 5
+    assert together[2]["attempts"] == 0 and together[2]["pass_rate"] is None
 
 
 # --- pages ------------------------------------------------------------------------------------

@@ -130,11 +130,11 @@ def test_highlighted_code_drops_only_spans_that_no_theme_styles():
         extensions=["fenced_code", "codehilite"],
         extension_configs={"codehilite": {"css_class": "highlight", "guess_lang": False}},
     )
+    css = pygments_css()
     for ours, pygments in zip(_code_blocks(lean), _code_blocks(full), strict=True):
         # the same text on screen...
         assert re.sub(r"<[^>]+>", "", ours) == re.sub(r"<[^>]+>", "", pygments)
         # ...and every class left has a rule in the stylesheet, light and dark
-        css = pygments_css()
         for cls in set(re.findall(r'<span class="([a-z0-9]+)">', ours)):
             assert css.count(f".highlight .{cls} {{") == 2, cls
     assert '<span class="n">' not in lean and '<span class="p">' not in lean
