@@ -33,17 +33,16 @@ import httpx  # noqa: E402
 
 from bench.accounts import PASSWORD  # noqa: E402  (also registers the quiz-signed-in scenario)
 from bench.load import (  # noqa: E402
-    SCENARIOS,
     SEED,
     bearer_tokens,
     first_option_answers,
-    run_wrk,
+    measure,
     server_env,
     wrk_missing,
 )
 from tests.live import LiveServer  # noqa: E402
 
-LOAD_SCENARIOS = ["healthz", "lesson", "quiz-signed-in"]
+LOAD_SCENARIOS = ["lesson", "quiz-signed-in"]  # after /healthz, which measure() runs first
 
 
 def server_for(data: Path) -> LiveServer:
@@ -75,19 +74,16 @@ def load(seconds: int, connections: int, tmp: Path) -> bool:
     data = tmp / "load" / "data"
     data.mkdir(parents=True)
     server = server_for(data).start()
-    rows = []
     try:
-        for name in LOAD_SCENARIOS:
-            scenario = SCENARIOS[name](server.url)
-            result = run_wrk(
-                server.url + scenario.path,
-                seconds=seconds,
-                connections=connections,
-                lua=scenario.lua,
-                tmp=tmp,
-            )
-            result.name = scenario.name
-            rows.append(result)
+        measured = measure(
+            server.url,
+            LOAD_SCENARIOS,
+            seconds=seconds,
+            connections=connections,
+            rounds=1,
+            tmp=tmp,
+        )
+        rows = [result for result, _ in measured]
     finally:
         server.stop()
     answered = next(r for r in rows if r.name.startswith("quiz")).requests

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from tests.live import LiveServer, free_port  # noqa: E402
+from tests.live import LiveServer, free_port, server_env  # noqa: E402
 
 SEED = "dl-intro-neural-networks"
 
@@ -86,16 +86,6 @@ def post_json_lua(body: dict) -> str:
     """A wrk script that POSTs the same JSON body on every request."""
     script = f'wrk.method = "POST"\nwrk.body = {json.dumps(json.dumps(body))}\n'
     return script + headers_lua({"Content-Type": "application/json"})
-
-
-def server_env(data: Path) -> dict[str, str]:
-    """The bundled course on a throwaway SQLite file in `data`: a DATABASE_URL from the shell
-    or a .env must not send a benchmark to some other database."""
-    return {
-        "CONTENT_DIR": str(ROOT / "content"),
-        "DATA_DIR": str(data),
-        "DATABASE_URL": f"sqlite:///{data / 'backprop.db'}",
-    }
 
 
 def first_option_answers(base: str) -> dict[str, str]:

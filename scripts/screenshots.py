@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
 from app.content import load_course  # noqa: E402
-from tests.live import CHROMIUM, CHROMIUM_ARGS, LiveServer  # noqa: E402
+from tests.live import CHROMIUM, CHROMIUM_ARGS, LiveServer, server_env  # noqa: E402
 
 SEED = "dl-intro-neural-networks"
 
@@ -85,7 +85,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         server = LiveServer(
-            {"CONTENT_DIR": str(ROOT / "content"), "DATA_DIR": tmp},
+            server_env(Path(tmp) / "data"),
             log_path=Path(tmp) / "server.log",
         ).start()
         try:

@@ -28,6 +28,16 @@ CHROMIUM_ARGS = [
 ]
 
 
+def server_env(data: Path, content: Path = ROOT / "content") -> dict[str, str]:
+    """A course served on a throwaway SQLite file in `data`: a DATABASE_URL from the shell or a
+    .env must not send a test's or a benchmark's migrations and rows to some other database."""
+    return {
+        "CONTENT_DIR": str(content),
+        "DATA_DIR": str(data),
+        "DATABASE_URL": f"sqlite:///{(data / 'backprop.db').as_posix()}",
+    }
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

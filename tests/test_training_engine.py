@@ -10,7 +10,7 @@ import pytest
 
 from app.training import playground_query
 from app.training.datasets import DATASETS, dataset_sizes, load_dataset
-from app.training.nn import Network, cross_entropy
+from app.training.nn import Network, cross_entropy, softmax
 from app.training.query import parse_playground_query
 from app.training.runner import estimate_work, train
 
@@ -107,6 +107,8 @@ def test_the_loss_recorded_while_training_is_the_cross_entropy():
 def test_softmax_cross_entropy_stays_finite_for_huge_logits():
     logits = np.array([[1e4, 0.0, -1e4]], dtype=np.float32)
     assert math.isfinite(cross_entropy(logits, np.array([2])))
+    # and the loss training records, from the fused softmax and its gradient
+    assert math.isfinite(softmax(logits.copy(), np.array([2]))[1])
 
 
 def test_the_same_request_gives_a_bit_identical_history():

@@ -14,7 +14,7 @@ import pytest
 from app.training.runner import train
 
 from .conftest import SEED
-from .live import LiveServer
+from .live import LiveServer, server_env
 
 #: About 0.2 s an epoch and a minute in all: far longer than any wait below.
 LONG = {"dataset": "digits", "hidden_layers": [1024, 1024], "epochs": 300}
@@ -25,8 +25,7 @@ SSE = {"Accept": "text/event-stream"}
 def start_server(tmp_path_factory, name: str, **env: str) -> LiveServer:
     folder = tmp_path_factory.mktemp(name)
     values = {
-        "CONTENT_DIR": str(SEED),
-        "DATA_DIR": str(folder / "data"),
+        **server_env(folder / "data", SEED),
         "SECRET_KEY": "live-secret-key-for-tests",
         "TRAIN_WORK_BUDGET": "1e13",
         **env,

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from ..conftest import FIXTURE_COURSE, ROOT, SEED
-from ..live import CHROMIUM, CHROMIUM_ARGS, LiveServer
+from ..live import CHROMIUM, CHROMIUM_ARGS, LiveServer, server_env
 
 ARTIFACTS = ROOT / "test-artifacts"
 PASSWORD = "correct horse battery"
@@ -76,14 +76,11 @@ def site(tmp_path_factory) -> Iterator[LiveServer]:
     shutil.copytree(FIXTURE_COURSE, content)
     shutil.copy(SEED / "dl-intro-neural-networks.md", content)
     env = {
-        "CONTENT_DIR": str(content),
-        "DATA_DIR": str(tmp / "data"),
-        "DATABASE_URL": f"sqlite:///{(tmp / 'data' / 'backprop.db').as_posix()}",
+        **server_env(tmp / "data", content),
         "SECRET_KEY": "browser-tests-secret-key",
         "TRAIN_WORKERS": "2",
     }
     server = LiveServer(env, log_path=tmp / "server.log").start()
-    server.env = env
     yield server
     server.stop()
 
