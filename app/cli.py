@@ -16,8 +16,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .config import get_settings
+    from .logs import configure_logging
 
+    if args.log_level:
+        # through the environment, so that the workers and reloads uvicorn starts (each one
+        # building the app from Settings) log at this level too
+        os.environ["LOG_LEVEL"] = args.log_level
+        get_settings.cache_clear()
     settings = get_settings()
+    # This process's own lines (uvicorn's supervisor, a single worker) in the app's format; the
+    # app sets up the same in every worker. uvicorn is told to install no logging config of its
+    # own (its dictConfig would replace these handlers) and gets only the level.
+    configure_logging(settings.log_level, settings.log_format)
     reload_dirs = None
     if args.reload:
         reload_dirs = [
@@ -34,7 +44,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         reload_includes=["*.py", "*.md", "*.html"] if args.reload else None,
         workers=None if args.reload else args.workers,
         proxy_headers=True,
-        log_level=args.log_level,
+        log_config=None,
+        log_level=settings.log_level.lower(),
     )
     return 0
 
@@ -182,7 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--reload", action="store_true", help="restart when code or lessons change")
     serve.add_argument("--workers", type=int, default=1)
-    serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error", "critical"],
+        type=str.lower,
+        help="overrides LOG_LEVEL (default INFO)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     check = sub.add_parser("check", help="validate lesson files; exit 1 on any error")
