@@ -52,11 +52,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate a content folder the way the server would, for authors and CI."""
+    from .config import get_settings
     from .content import load_course
 
-    root = (
-        Path(args.directory) if args.directory else Path(os.environ.get("CONTENT_DIR", "content"))
-    )
+    root = Path(args.directory) if args.directory else get_settings().content_dir
     course = load_course(root, display_root=root)
     for problem in sorted(course.problems, key=lambda p: (p.path, p.line or 0)):
         print(problem.format())
@@ -248,11 +247,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from pydantic import ValidationError
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except KeyboardInterrupt:
         return 130
+    except ValidationError as exc:
+        if exc.title != "Settings":
+            raise
+        # a bad variable in the environment or .env: name it, without a traceback
+        for error in exc.errors():
+            name = "_".join(str(part) for part in error["loc"]).upper()
+            print(f"backprop: setting {name}: {error['msg']}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
