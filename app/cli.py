@@ -16,8 +16,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .config import get_settings
+    from .logs import configure_logging
 
+    if args.log_level:
+        # through the environment, so that the workers and reloads uvicorn starts (each one
+        # building the app from Settings) log at this level too
+        os.environ["LOG_LEVEL"] = args.log_level
+        get_settings.cache_clear()
     settings = get_settings()
+    # This process's own lines (uvicorn's supervisor, a single worker) in the app's format; the
+    # app sets up the same in every worker. uvicorn is told to install no logging config of its
+    # own (its dictConfig would replace these handlers) and gets only the level.
+    configure_logging(settings.log_level, settings.log_format)
     reload_dirs = None
     if args.reload:
         reload_dirs = [
@@ -34,18 +44,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         reload_includes=["*.py", "*.md", "*.html"] if args.reload else None,
         workers=None if args.reload else args.workers,
         proxy_headers=True,
-        log_level=args.log_level,
+        log_config=None,
+        log_level=settings.log_level.lower(),
     )
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate a content folder the way the server would, for authors and CI."""
+    from .config import get_settings
     from .content import load_course
 
-    root = (
-        Path(args.directory) if args.directory else Path(os.environ.get("CONTENT_DIR", "content"))
-    )
+    root = Path(args.directory) if args.directory else get_settings().content_dir
     course = load_course(root, display_root=root)
     for problem in sorted(course.problems, key=lambda p: (p.path, p.line or 0)):
         print(problem.format())
@@ -182,7 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--reload", action="store_true", help="restart when code or lessons change")
     serve.add_argument("--workers", type=int, default=1)
-    serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error", "critical"],
+        type=str.lower,
+        help="overrides LOG_LEVEL (default INFO)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     check = sub.add_parser("check", help="validate lesson files; exit 1 on any error")
@@ -232,11 +247,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from pydantic import ValidationError
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except KeyboardInterrupt:
         return 130
+    except ValidationError as exc:
+        if exc.title != "Settings":
+            raise
+        # a bad variable in the environment or .env: name it, without a traceback
+        for error in exc.errors():
+            name = "_".join(str(part) for part in error["loc"]).upper()
+            print(f"backprop: setting {name}: {error['msg']}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

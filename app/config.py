@@ -6,6 +6,7 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,6 +40,14 @@ class Settings(BaseSettings):
     #: Start the quiz-attempt writer process with the server, so the first signed-in submission
     #: does not wait the ~0.4 s it takes to start; off, it starts on that first submission.
     attempt_writer_at_startup: bool = True
+    log_level: str = Field(
+        default="INFO",
+        pattern=r"(?i)^(debug|info|warning|error|critical)$",
+        description="The lowest level logged, for the app and uvicorn alike",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text: time level logger: message; json: one object a line"
+    )
     templates_dir: Path = PROJECT_ROOT / "templates"
     static_dir: Path = PROJECT_ROOT / "static"
 

@@ -25,6 +25,7 @@ from .direct import add_body_schemas
 from .lessons.pages import LessonPages
 from .lessons.routes import api as lessons_api
 from .lessons.routes import pages as lesson_pages
+from .logs import RequestLog, configure_logging
 from .quizzes.routes import api as quizzes_api
 from .quizzes.routes import pages as quiz_pages
 from .quizzes.service import pass_percent_for
@@ -50,10 +51,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     background process started with the app (see app/content/warmup.py).
     """
     settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_format)
     cache_dir = settings.data_dir / "cache" / "lessons"
     course = load_course(settings.content_dir, cache_dir=cache_dir, lazy=True)
     log_problems(course)
-    log.info("serving %d lesson(s) from %s", len(course.lessons), settings.content_dir)
+    # every error leaves its file out; a missing folder is an error of no file
+    skipped = len({p.path for p in course.errors}) if settings.content_dir.is_dir() else 0
+    log.info(
+        "serving %d lessons from %s%s",
+        len(course.lessons),
+        settings.content_dir,
+        f" ({skipped} files skipped with errors)" if skipped else "",
+    )
 
     # the schema is brought to Alembic head before serving: a fresh machine needs no extra command
     db = Database.open(settings.resolved_database_url())
@@ -107,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.secret = secret
 
     app.add_middleware(SecurityMiddleware, secret=secret, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestLog)  # outermost: it times and sees the security layer's answers
     app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")
     install_error_handlers(app)
 

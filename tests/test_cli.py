@@ -51,3 +51,22 @@ def test_check_of_a_missing_folder_fails_cleanly(tmp_path):
     assert result.returncode == 1
     assert "content folder does not exist" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_check_reads_content_dir_from_a_dot_env_in_the_working_directory(tmp_path):
+    lessons = tmp_path / "lessons"
+    lessons.mkdir()
+    (lessons / "bad.md").write_text("---\nid: x\ntitle: T\nduration: whenever\nsection: s\n---\n")
+    (tmp_path / ".env").write_text("CONTENT_DIR=lessons\n")
+    result = run_check(cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.splitlines()[0].startswith("lessons/bad.md:4: error: cannot read duration")
+    assert result.stdout.splitlines()[-1] == "0 lesson(s) OK, 1 error(s), 0 warning(s) in lessons"
+
+
+def test_a_bad_setting_is_named_without_a_traceback(tmp_path):
+    (tmp_path / ".env").write_text("LOG_LEVEL=loud\n")
+    result = run_check(cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("backprop: setting LOG_LEVEL: String should match pattern")
+    assert "Traceback" not in result.stderr

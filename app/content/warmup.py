@@ -25,6 +25,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..config import get_settings
+from ..logs import configure_logging
 from .cache import RenderCache
 from .loader import ContentError, load_lesson, read_bytes
 
@@ -118,7 +120,8 @@ def _lowest_priority(pid: int = 0) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The warm-up process: read the list, render until done or until stdin closes."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    settings = get_settings()  # the server's environment: its lines share the server's format
+    configure_logging(settings.log_level, settings.log_format)
     content_dir, cache_dir = (Path(arg) for arg in (argv or sys.argv[1:]))
     paths = json.loads(sys.stdin.buffer.readline() or b"[]")
     _lowest_priority()
