@@ -54,9 +54,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Validate a content folder the way the server would, for authors and CI."""
     from .config import get_settings
     from .content import load_course
+    from .content.cache import render_cache_dir
 
-    root = Path(args.directory) if args.directory else get_settings().content_dir
-    course = load_course(root, display_root=root)
+    settings = get_settings()
+    root = Path(args.directory) if args.directory else settings.content_dir
+    # Checking the served folder renders into the server's render cache, so a deploy that runs
+    # `backprop check` first starts a server with nothing to render; other folders leave it alone.
+    served = root.resolve() == settings.content_dir.resolve()
+    cache_dir = render_cache_dir(settings.data_dir) if served else None
+    course = load_course(root, display_root=root, cache_dir=cache_dir)
     for problem in sorted(course.problems, key=lambda p: (p.path, p.line or 0)):
         print(problem.format())
     errors, warnings = len(course.errors), len(course.warnings)

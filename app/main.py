@@ -18,41 +18,32 @@ from .accounts.pages import user_context
 from .accounts.writer import AttemptWriter
 from .config import Settings, get_settings
 from .content import load_course, log_problems
-from .content.warmup import MIN_LESSONS, Warmup
+from .content.cache import render_cache_dir
 from .db import Database, upgrade
 from .deps import user_of
 from .direct import add_body_schemas
-from .lessons.pages import LessonPages
 from .lessons.routes import api as lessons_api
 from .lessons.routes import pages as lesson_pages
 from .logs import RequestLog, configure_logging
 from .quizzes.routes import api as quizzes_api
 from .quizzes.routes import pages as quiz_pages
-from .quizzes.service import pass_percent_for
 from .security import SecurityMiddleware
-from .training.query import playground_query
 from .training.routes import api as training_api
 from .training.routes import close_pool
 from .training.routes import pages as training_pages
-from .training.runner import DEFAULTS
 from .web import install_error_handlers, make_templates, render
 
 log = logging.getLogger("backprop")
-
-#: The seed lesson's SimpleNeuralNetwork([784, 128, 64, 10]) is /train's default network (hidden
-#: layers 128, 64 on the digits we can ship offline): a lesson's playground link starts there.
-LESSON_NETWORK = {key: DEFAULTS[key] for key in ("dataset", "hidden_layers")}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Load and validate the course once, then wire the routers; nothing is parsed per request.
 
-    Lesson bodies the render cache lacks are rendered on first use, and meanwhile by a
-    background process started with the app (see app/content/warmup.py).
+    Lesson bodies are read from the render cache or rendered on their first use.
     """
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
-    cache_dir = settings.data_dir / "cache" / "lessons"
+    cache_dir = render_cache_dir(settings.data_dir)
     course = load_course(settings.content_dir, cache_dir=cache_dir, lazy=True)
     log_problems(course)
     # every error leaves its file out; a missing folder is an error of no file
@@ -71,18 +62,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        """On startup: render what the cache lacks in the background. On shutdown: stop that,
-        the training processes (if any started), and close the database."""
-        pending = [lesson.path for lesson in course.lessons if not lesson.body.is_rendered]
-        warmup = None
-        if len(pending) >= MIN_LESSONS:
-            warmup = Warmup.start(settings.content_dir, cache_dir, pending)
-        app.state.render_warmup = warmup
+        """On startup: the attempt writer. On shutdown: stop it and the training processes (if
+        any started), and close the database."""
         if settings.attempt_writer_at_startup:
             writer.start()
         yield
-        if warmup is not None:
-            warmup.stop()
         writer.close()
         close_pool(app)
         db.close()
@@ -101,17 +85,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.context_processors = [user_context]
     app.state.db = db
     app.state.attempt_writer = writer
-    #: The background render-cache warm-up (app/content/warmup.py), while the app is running.
-    app.state.render_warmup = None
-    app.state.guest_slots = {}  # lesson id → a guest's slots, rendered on first use
-    app.state.lesson_pages = LessonPages(
-        course,
-        app.state.templates,
-        pass_percent_for=lambda lesson: pass_percent_for(lesson, settings.pass_percent),
-        train_query_for=lambda lesson: playground_query(
-            {**LESSON_NETWORK, **(lesson.playground or {})}
-        ),
-    )
     secret = settings.resolved_secret_key()
     app.state.secret = secret
 
@@ -175,9 +148,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def add_routes(app: FastAPI, *routers: APIRouter) -> None:
     """Add the routers' routes to the app's own table, in order: one flat list to match.
 
-    `include_router` keeps each router as a branch that FastAPI matches anew on every request,
-    about 6 µs per branch passed before the right one; the routes these routers hold are
-    complete already (prefix, tags and responses applied when they were declared).
+    `include_router` keeps each router as a branch that FastAPI matches anew on every request;
+    the routes these routers hold are complete already (prefix, tags and responses applied when
+    they were declared), so one table is all the matching needs.
     """
     for router in routers:
         app.router.routes.extend(router.routes)
@@ -187,8 +160,8 @@ def __getattr__(name: str) -> Any:
     """`app.main:app` for uvicorn, built on first access so importing the module has no effects."""
     if name == "app":
         globals()["app"] = instance = create_app()
-        # The course, rendered pages and imports live as long as the process: moving them out
-        # of the collector's reach keeps full collections (and tail latency) short.
+        # The course and the imports live as long as the process: moving them out of the
+        # collector's reach keeps full collections (and tail latency) short.
         gc.freeze()
         return instance
     raise AttributeError(name)

@@ -3,9 +3,9 @@ serving the bundled one-lesson course.
 
 Cold (empty render cache): how long `create_app` takes (read and validate every file; bodies are
 rendered on first use), how long until the app has served a lesson page through ASGI (with its
-lifespan, which starts the background warm-up), how long a not-yet-rendered lesson's first
-request takes, how long the background warm-up takes to fill the render cache, and whether
-serving slows down meanwhile. Warm: the same with the cache filled.
+lifespan), and how long a not-yet-rendered lesson's first request takes. Then `backprop check`
+fills the render cache (the one command a deploy runs to warm it), and warm: the same again,
+where a lesson's first request reads its body from the cache instead of rendering it.
 
 The generated lessons are the seed lesson with its code varied per lesson (identifiers and
 integers), so no two lessons share a code block.
@@ -16,12 +16,14 @@ integers), so no two lessons share a code block.
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from fastapi.testclient import TestClient  # noqa: E402
 
 from app.config import Settings  # noqa: E402
-from app.content import Lesson  # noqa: E402
+from app.content.cache import render_cache_dir  # noqa: E402
 from app.main import create_app  # noqa: E402
 
 SEED = ROOT / "content" / "dl-intro-neural-networks.md"
@@ -76,59 +78,38 @@ def get(client: TestClient, url: str) -> float:
     return elapsed
 
 
-def timed_body(lesson: Lesson) -> float:
-    """Seconds to get a lesson's html and toc (from the disk cache, if the warm-up put it there)."""
-    start = time.perf_counter()
-    lesson.body.rendered()
-    return time.perf_counter() - start
-
-
-def timed_page(pages: Mapping[str, object], lesson: Lesson) -> float:
-    """Seconds to build a lesson's page on its first lookup (body from the cache, Jinja)."""
-    start = time.perf_counter()
-    pages[lesson.id]
-    return time.perf_counter() - start
-
-
 def median_ms(client: TestClient, url: str, count: int = 100) -> float:
     return statistics.median(get(client, url) for _ in range(count)) * 1000
 
 
 def start(settings: Settings, first_url: str) -> dict[str, float]:
-    """Time create_app, the first lesson page, a not-yet-rendered lesson and the warm-up."""
+    """Time create_app, the first lesson page, first requests of lessons not used yet, a page."""
     result: dict[str, float] = {}
     t0 = time.perf_counter()
     app = create_app(settings)
     result["create_app"] = time.perf_counter() - t0
     course = app.state.course
     result["lessons"] = len(course.lessons)
-    with TestClient(app) as client:  # runs the lifespan: the warm-up starts here
+    with TestClient(app) as client:
         get(client, first_url)
         result["first_page"] = time.perf_counter() - t0
-        # The warm-up goes in course order: the last lessons are the last it reaches.
-        cache_dir = settings.data_dir / "cache" / "lessons"
-        result["cached_by_then"] = len(list(cache_dir.glob("*.pickle")))
         last = course.lessons[-10:]
         result["unrendered"] = not any(lesson.body.is_rendered for lesson in last)
-        result["unrendered_request"] = statistics.median(get(client, les.url) for les in last)
-        warmup = app.state.render_warmup
-        result["page_during_warmup_ms"] = median_ms(client, first_url)
-        result["warmup_running"] = warmup is not None and warmup.running
-        if warmup is not None:
-            warmup.wait(600)
-        result["warmed"] = time.perf_counter() - t0
-        # Lessons the warm-up cached and this process has not touched yet, 10 for each figure.
-        lessons = course.lessons
-        middle = lessons[len(lessons) // 2 :][:10]
-        result["cached_first_request"] = statistics.median(get(client, les.url) for les in middle)
-        result["cached_body_load"] = statistics.median(
-            timed_body(les) for les in lessons[len(lessons) // 3 :][:10]
-        )
-        result["cached_page_build"] = statistics.median(
-            timed_page(app.state.lesson_pages, les) for les in lessons[len(lessons) // 4 :][:10]
-        )
-        result["page_after_warmup_ms"] = median_ms(client, first_url)
+        result["first_request"] = statistics.median(get(client, les.url) for les in last)
+        result["page_ms"] = median_ms(client, first_url)
     return result
+
+
+def check(content: Path, data: Path) -> tuple[float, int]:
+    """Run `backprop check` on the served folder: seconds taken, cache entries afterwards."""
+    env = {**os.environ, "CONTENT_DIR": str(content), "DATA_DIR": str(data)}
+    t0 = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "check"], cwd=ROOT, env=env, capture_output=True
+    )
+    elapsed = time.perf_counter() - t0
+    assert done.returncode == 0, done.stdout + done.stderr
+    return elapsed, len(list(render_cache_dir(data).glob("*.json")))
 
 
 def main() -> int:
@@ -138,14 +119,18 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         content = Path(tmp) / "content"
         generate(content, args.lessons)
-        common = {"data_dir": Path(tmp) / "data", "secret_key": "bench", "_env_file": None}
+        common = {"secret_key": "bench", "_env_file": None}
         baseline = start(
-            Settings(content_dir=ROOT / "content", **common), "/lessons/dl-intro-neural-networks"
+            Settings(content_dir=ROOT / "content", data_dir=Path(tmp) / "bundled", **common),
+            "/lessons/dl-intro-neural-networks",
         )
-        cold = start(Settings(content_dir=content, **common), "/lessons/lesson-0000")
-        cache_entries = len(list((Path(tmp) / "data" / "cache" / "lessons").glob("*.pickle")))
-        warm = start(Settings(content_dir=content, **common), "/lessons/lesson-0000")
-    served = int(cold["lessons"])
+        data = Path(tmp) / "data"
+        served = Settings(content_dir=content, data_dir=data, **common)
+        cold = start(served, "/lessons/lesson-0000")
+        shutil.rmtree(render_cache_dir(data))  # what the cold run's first requests rendered
+        check_seconds, cache_entries = check(content, data)
+        warm = start(served, "/lessons/lesson-0000")
+    count = int(cold["lessons"])
 
     def verdict(seconds: float) -> str:
         return f"target < 3 s {'met' if seconds < 3 else 'NOT met'}"
@@ -154,37 +139,21 @@ def main() -> int:
         f"bundled course (1 lesson): create_app {baseline['create_app']:.3f} s,"
         f" first lesson page served {baseline['first_page']:.3f} s"
     )
+    for name, run in (("cold (empty render cache)", cold), ("warm (after backprop check)", warm)):
+        print(
+            f"{count} lessons, {name}: create_app {run['create_app']:.3f} s"
+            f" ({run['create_app'] / count * 1000:.2f} ms/lesson), first lesson page served"
+            f" {run['first_page']:.3f} s — {verdict(run['first_page'])}"
+        )
+        print(
+            f"{count} lessons, {name}: first request of a lesson not used yet (median of the"
+            f" last 10 in course order, {'none' if run['unrendered'] else 'SOME'} rendered"
+            f" before) {run['first_request'] * 1000:.1f} ms; a lesson page already used"
+            f" (median of 100, in-process client) {run['page_ms']:.2f} ms"
+        )
     print(
-        f"{served} lessons, cold (empty render cache): create_app {cold['create_app']:.3f} s"
-        f" ({cold['create_app'] / served * 1000:.2f} ms/lesson) — {verdict(cold['create_app'])}"
-    )
-    print(
-        f"{served} lessons, cold: first lesson page served {cold['first_page']:.3f} s"
-        f" after the start — {verdict(cold['first_page'])}"
-    )
-    print(
-        f"{served} lessons, cold: first request of a not-yet-rendered lesson (median of the"
-        f" last 10 in course order, {'none' if cold['unrendered'] else 'SOME'} rendered before;"
-        f" {int(cold['cached_by_then'])} cache entries by then):"
-        f" {cold['unrendered_request'] * 1000:.1f} ms"
-    )
-    print(
-        f"{served} lessons, cold: background warm-up done {cold['warmed']:.3f} s after the start"
-        f" ({cache_entries} cache entries); first request of a lesson it cached (median of 10):"
-        f" {cold['cached_first_request'] * 1000:.1f} ms (in the server: loading a body it cached"
-        f" {cold['cached_body_load'] * 1000:.2f} ms, building the page with it"
-        f" {cold['cached_page_build'] * 1000:.2f} ms)"
-    )
-    print(
-        f"{served} lessons, cold: a rendered lesson page (median of 100, in-process client)"
-        f" {cold['page_during_warmup_ms']:.2f} ms while the warm-up ran"
-        f"{'' if cold['warmup_running'] else ' (it had ALREADY finished)'},"
-        f" {cold['page_after_warmup_ms']:.2f} ms after"
-    )
-    print(
-        f"{served} lessons, warm (render cache filled): create_app {warm['create_app']:.3f} s"
-        f" ({warm['create_app'] / served * 1000:.2f} ms/lesson), first lesson page served"
-        f" {warm['first_page']:.3f} s — {verdict(warm['first_page'])}"
+        f"{count} lessons: backprop check (fills the render cache) {check_seconds:.1f} s,"
+        f" {cache_entries} cache entries"
     )
     return 0
 

@@ -9,19 +9,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_check(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+def run_check(
+    *args: str, cwd: Path = ROOT, data_dir: Path | None = None
+) -> subprocess.CompletedProcess:
+    # checking the served folder renders into DATA_DIR's render cache: keep it out of the repo
+    data = {"DATA_DIR": str(data_dir)} if data_dir else {}
     return subprocess.run(
         [sys.executable, "-m", "app.cli", "check", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **data},
     )
 
 
-def test_check_passes_the_bundled_course_with_its_one_warning():
-    result = run_check("content")
+def test_check_passes_the_bundled_course_with_its_one_warning(tmp_path):
+    result = run_check("content", data_dir=tmp_path / "data")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines() == [
         "content/dl-intro-neural-networks.md: warning: nextLessonId 'dl-building-networks' "

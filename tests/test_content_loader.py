@@ -296,22 +296,25 @@ def test_the_render_cache_returns_the_same_lessons_and_misses_when_a_file_change
     cache = tmp_path / "cache"
     fresh = load_course(fixture_course)
     first = load_course(fixture_course, cache_dir=cache)
-    assert len(list(cache.glob("*.pickle"))) == 4
+    assert len(list(cache.glob("*.json"))) == 4
     cached = load_course(fixture_course, cache_dir=cache)
     assert cached.lessons == first.lessons == fresh.lessons
+    assert [(les.html, les.toc) for les in cached.lessons] == [
+        (les.html, les.toc) for les in fresh.lessons
+    ]
     assert cached.problems == fresh.problems
     lesson = fixture_course / "training" / "learning-rates.md"
     lesson.write_text(lesson.read_text().replace("Warm-up, then decay.", "Cosine decay."))
     edited = load_course(fixture_course, cache_dir=cache).get("learning-rates")
     assert "Cosine decay." in edited.html
-    assert len(list(cache.glob("*.pickle"))) == 5
+    assert len(list(cache.glob("*.json"))) == 4  # the edited body's old entry was pruned
 
 
 def test_a_corrupt_cache_entry_is_a_miss(fixture_course, tmp_path):
     cache = tmp_path / "cache"
     load_course(fixture_course, cache_dir=cache)
-    for entry in cache.glob("*.pickle"):
-        entry.write_bytes(b"not a pickle")
+    for entry in cache.glob("*.json"):
+        entry.write_bytes(b"not json")
     course = load_course(fixture_course, cache_dir=cache)
     assert course.errors == [] and len(course.lessons) == 4
 

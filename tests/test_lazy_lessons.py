@@ -1,12 +1,12 @@
-"""Lesson bodies rendered on first use, once, and ahead of time by the background warm-up."""
+"""Lesson bodies rendered on first use, once, and read from the render cache after a restart."""
 
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.content import load_course, loader
-from app.content.warmup import MIN_LESSONS
+from app.content.cache import render_cache_dir
 
 from .conftest import ROOT, SEED
 
@@ -58,13 +58,18 @@ def test_lazily_loaded_lessons_render_the_same_html_and_toc_as_an_eager_load(
     for lesson in eager.lessons:
         for other in (lazy.get(lesson.id), cached.get(lesson.id)):
             assert (other.html, other.toc) == (lesson.html, lesson.toc)
-    # what the lazy load rendered is now in the cache, and a later load reads it from there
+
+
+def test_after_a_restart_first_uses_read_the_cache_instead_of_rendering(
+    fixture_course, tmp_path, renders
+):
+    first = load_course(fixture_course, lazy=True, cache_dir=tmp_path / "cache")
+    expected = [(les.html, les.toc) for les in first.lessons]
+    assert len(renders) == len(first.lessons)
     reloaded = load_course(fixture_course, lazy=True, cache_dir=tmp_path / "cache")
-    assert all(lesson.body.is_rendered for lesson in reloaded.lessons)
-    assert reloaded.lessons == eager.lessons
-    assert [(les.html, les.toc) for les in reloaded.lessons] == [
-        (les.html, les.toc) for les in eager.lessons
-    ]
+    assert not any(lesson.body.is_rendered for lesson in reloaded.lessons)
+    assert [(les.html, les.toc) for les in reloaded.lessons] == expected
+    assert len(renders) == len(first.lessons)  # none since the restart
 
 
 def test_the_lesson_page_and_api_of_a_lazily_loaded_lesson_show_the_eagerly_rendered_body(
@@ -78,10 +83,6 @@ def test_the_lesson_page_and_api_of_a_lazily_loaded_lesson_show_the_eagerly_rend
     assert detail["toc"] == [{"level": t.level, "id": t.id, "title": t.title} for t in eager.toc]
     assert eager.html in page
     assert all(f'href="#{entry.id}"' in page for entry in eager.toc)
-
-
-def _no_render(source: str):
-    raise AssertionError("rendered in the server process instead of read from the cache")
 
 
 @pytest.fixture
@@ -98,28 +99,32 @@ def renders(monkeypatch) -> list[str]:
     return seen
 
 
+def _no_render(source: str):
+    raise AssertionError("rendered in the server process instead of read from the cache")
+
+
 def test_concurrent_first_uses_of_a_body_render_it_once(content_dir, tmp_path, renders):
     seed_copies(content_dir, 1)
     (lesson,) = load_course(content_dir, lazy=True, cache_dir=tmp_path / "cache").lessons
     results = in_parallel(8, lambda: lesson.body.rendered())
     # One render: every thread got the very same objects, not equal copies.
     assert all(result is results[0] for result in results)
-    assert len(list((tmp_path / "cache").glob("*.pickle"))) == 1
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 1
     assert len(renders) == 1
 
 
-def test_concurrent_first_requests_for_a_lesson_page_build_it_once(make_app, content_dir):
+def test_concurrent_first_requests_for_a_lesson_page_render_its_body_once(
+    make_app, content_dir, renders
+):
     seed_copies(content_dir, 2)
     app = make_app(content_dir=content_dir)
-    lesson = app.state.course.get("copy-01")
-    assert not lesson.body.is_rendered
-    pages = in_parallel(8, lambda: app.state.lesson_pages["copy-01"])
-    assert all(page is pages[0] for page in pages)
-    assert not app.state.course.get("copy-00").body.is_rendered  # only what was asked for
+    assert not app.state.course.get("copy-01").body.is_rendered
     with TestClient(app) as client:
-        responses = in_parallel(4, lambda: client.get("/lessons/copy-00"))
+        responses = in_parallel(4, lambda: client.get("/lessons/copy-01"))
     assert {r.status_code for r in responses} == {200}
-    assert all(">relu_0<" in r.text for r in responses)
+    assert all(">relu_1<" in r.text for r in responses)
+    assert len(renders) == 1
+    assert not app.state.course.get("copy-00").body.is_rendered  # only what was asked for
 
 
 def test_a_broken_lesson_is_reported_with_file_and_line_at_startup_and_not_served(
@@ -161,78 +166,42 @@ def test_backprop_check_still_renders_every_body(content_dir, capsys, renders):
     assert all(lesson.body.is_rendered for lesson in load_course(content_dir).lessons)
 
 
-def test_a_small_course_starts_no_warm_up_process(client):
-    assert client.app.state.render_warmup is None  # rendering on demand costs less
+def run_check(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", "check", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT), **env},
+    )  # fmt: skip
 
 
-def test_the_background_warm_up_fills_the_cache_and_the_server_then_reads_it(
+def test_backprop_check_of_the_served_folder_fills_the_cache_so_the_server_renders_nothing(
     make_app, make_settings, content_dir, monkeypatch
 ):
-    ids = seed_copies(content_dir, MIN_LESSONS + 2)
-    cache = make_settings().data_dir / "cache" / "lessons"
+    ids = seed_copies(content_dir, 3)
+    data_dir = make_settings().data_dir
+    env = {"CONTENT_DIR": str(content_dir), "DATA_DIR": str(data_dir)}
+    result = run_check(env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(list(render_cache_dir(data_dir).glob("*.json"))) == 3
+    eager = load_course(content_dir)
+    monkeypatch.setattr(loader, "render_body", _no_render)
     app = make_app(content_dir=content_dir)
     with TestClient(app) as client:
-        warmup = app.state.render_warmup
-        assert warmup is not None
-        assert warmup.wait(120), "the warm-up did not finish"
-        assert warmup.process.returncode == 0
-        assert len(list(cache.glob("*.pickle"))) == len(ids)
-        lesson = app.state.course.get(ids[-1])
-        assert not lesson.body.is_rendered  # the server has rendered nothing itself
-        # read from the cache the warm-up wrote: any render in this process would now fail
-        real = loader.render_body
-        monkeypatch.setattr(loader, "render_body", _no_render)
-        lesson.body.rendered()
-        monkeypatch.setattr(loader, "render_body", real)
-        assert client.get(f"/lessons/{ids[-1]}").status_code == 200
-    eager = load_course(content_dir).get(ids[-1])
-    assert (lesson.html, lesson.toc) == (eager.html, eager.toc)
+        for lesson_id in ids:
+            assert client.get(f"/lessons/{lesson_id}").status_code == 200
+            detail = client.get(f"/api/lessons/{lesson_id}").json()
+            assert detail["html"] == eager.get(lesson_id).html
 
 
-def test_shutdown_stops_a_warm_up_that_is_still_running(make_app, make_settings, content_dir):
-    seed_copies(content_dir, 60)
-    app = make_app(content_dir=content_dir)
-    with TestClient(app):
-        warmup = app.state.render_warmup
-        assert warmup.running
-    # The lifespan's shutdown has stopped it and reaped it: no process is left behind.
-    assert warmup.process.returncode is not None
-    assert not warmup.running
-    cache = make_settings().data_dir / "cache" / "lessons"
-    assert len(list(cache.glob("*.pickle"))) < 60  # stopped, rather than waited for
-
-
-def test_the_warm_up_process_stops_when_the_server_process_dies(content_dir, tmp_path):
-    seed_copies(content_dir, 40)
-    server = subprocess.run(
-        [sys.executable, "-c", DYING_SERVER, str(content_dir), str(tmp_path / "cache")],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
-    )  # fmt: skip
-    pid = int(server.stdout)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and process_alive(pid):
-        time.sleep(0.05)
-    assert not process_alive(pid), "the warm-up outlived the server that started it"
-    # it stopped early rather than running to the end: most lessons were never rendered
-    assert len(list((tmp_path / "cache").glob("*.pickle"))) < 40
-
-
-#: A "server" that starts the warm-up, then dies without any shutdown (as under kill -9).
-DYING_SERVER = """
-import os, sys
-from pathlib import Path
-from app.content.warmup import Warmup
-content, cache = Path(sys.argv[1]), Path(sys.argv[2])
-warmup = Warmup.start(content, cache, sorted(p.name for p in content.glob("*.md")))
-print(warmup.process.pid, flush=True)
-os._exit(0)
-"""
-
-
-def process_alive(pid: int) -> bool:
-    """True while `pid` runs; a zombie (exited, not yet reaped by init) counts as gone."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-    return "\nState:\tZ" not in status
+def test_backprop_check_of_another_folder_leaves_the_render_cache_alone(
+    make_settings, content_dir, tmp_path
+):
+    seed_copies(content_dir, 1)
+    served = tmp_path / "served"
+    served.mkdir()
+    data_dir = make_settings().data_dir
+    result = run_check(
+        str(content_dir), env={"CONTENT_DIR": str(served), "DATA_DIR": str(data_dir)}
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not render_cache_dir(data_dir).exists()

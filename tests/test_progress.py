@@ -23,6 +23,7 @@ from .accounts_util import (
     register,
     token,
 )
+from .quiz_pages import api_order, form_fields, page_order, review_order
 
 
 @pytest.fixture
@@ -211,6 +212,31 @@ def test_signed_in_learners_get_a_new_option_order_on_each_attempt(client):
     submit(client, headers, SEED, answers(quiz, right=1))
     assert served_order() == expected(1)
     assert expected(0) != expected(1)
+
+
+def test_a_signed_in_learners_page_api_and_review_share_the_order_of_each_round(client):
+    user_id = register(client, "ada")["id"]
+    assert browser_login(client, "ada").status_code == 303
+    quiz = quiz_of(client)
+    secret = client.app.state.secret
+
+    def expected(round_: int):
+        return [
+            [o.id for o in option_order(q, secret=secret, learner_key=f"user:{user_id}",
+                                        round=round_)]
+            for q in quiz.questions
+        ]  # fmt: skip
+
+    page = client.get(f"/lessons/{SEED}").text
+    assert page_order(page) == api_order(client) == expected(0)
+    token, _ = form_fields(page)
+    review = client.post(
+        f"/lessons/{SEED}/quiz", data={"csrf_token": token, **answers(quiz, right=2)}
+    )
+    assert review.status_code == 200
+    assert review_order(review.text, quiz) == expected(0)  # the order the answers were given in
+    page = client.get(f"/lessons/{SEED}").text
+    assert page_order(page) == api_order(client) == expected(1) != expected(0)
 
 
 # --- instructors ------------------------------------------------------------------------------

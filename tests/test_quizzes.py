@@ -13,6 +13,8 @@ from app.content import load_course
 from app.quizzes.grading import AnswerError, grade, option_order
 from app.quizzes.schemas import AttemptOut, attempt_json
 
+from .quiz_pages import api_order, form_fields, page_order, review_order
+
 ROOT = Path(__file__).resolve().parent.parent
 SEED = "dl-intro-neural-networks"
 FIXTURES = Path(__file__).parent / "fixtures" / "course"
@@ -159,6 +161,31 @@ def test_the_same_guest_sees_the_same_order_on_reload(client):
     assert page_one == client.get(f"/lessons/{SEED}").text
 
 
+def test_the_lesson_page_the_quiz_api_and_the_review_list_options_in_one_order(client):
+    quiz = client.app.state.course.get(SEED).quiz
+    page = client.get(f"/lessons/{SEED}").text
+    shown = page_order(page)
+    assert [sorted(ids) for ids in shown] == [
+        sorted(o.id for o in q.options) for q in quiz.questions
+    ]
+    assert shown == api_order(client)
+    token, _ = form_fields(page)
+    review = client.post(f"/lessons/{SEED}/quiz", data={"csrf_token": token})
+    assert review.status_code == 200
+    assert review_order(review.text, quiz) == shown
+
+
+def test_each_guest_sees_a_lesson_page_order_of_their_own_on_every_reload(make_app):
+    app = make_app()
+    orders = set()
+    for _ in range(12):
+        with TestClient(app) as guest:  # a fresh cookie jar: a new guest
+            first = page_order(guest.get(f"/lessons/{SEED}").text)
+            assert page_order(guest.get(f"/lessons/{SEED}").text) == first
+            orders.add(json.dumps(first))
+    assert len(orders) >= 11  # 24**5 possible orders: two guests alike is a one-in-millions
+
+
 def test_submitting_right_answers_through_the_api_passes(client):
     quiz = client.get(f"/api/lessons/{SEED}/quiz").json()
     truth = {q.id: q.correct_option.id for q in client.app.state.course.get(SEED).quiz.questions}
@@ -239,14 +266,6 @@ def test_a_lesson_without_a_knowledge_check_has_no_quiz(make_app, fixture_course
 
 
 # The no-JavaScript form --------------------------------------------------------------------
-
-
-def form_fields(page: str) -> tuple[str, dict[str, list[str]]]:
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    options: dict[str, list[str]] = {}
-    for name, value in re.findall(r'type="radio" id="[^"]+" name="([^"]+)" value="([^"]+)"', page):
-        options.setdefault(name, []).append(value)
-    return token, options
 
 
 def test_the_form_round_trip_grades_and_reviews_every_question(make_app, fixture_course):

@@ -22,7 +22,7 @@ from ..deps import (
 )
 from ..models import User
 from ..security import csrf_ok
-from ..web import render, render_string
+from ..web import render
 from . import charts, service
 from . import progress as progress_service
 from .api import client_address
@@ -87,23 +87,12 @@ def _opened(db, user: User, lesson: Lesson) -> dict[str, Any] | None:
     return progress_service.lesson_entry(lesson.id, row) if row else None
 
 
-async def lesson_slots(request: Request, lesson: Lesson) -> dict[str, str]:
-    """A lesson page's status pill and "Mark as complete"; opening it marks it in_progress."""
+async def open_lesson(request: Request, lesson: Lesson) -> dict[str, Any] | None:
+    """Mark the lesson opened (in_progress) for a signed-in learner: their progress, or None."""
     user = await user_of(request)
-    if user is None:  # the lesson page renders a guest's slots once and keeps them
-        return _render_lesson_slots(request, lesson, None)
-    entry = await run_in_threadpool(_opened, request.app.state.db, user, lesson)
-    # The quiz on this page needs the attempt count as its shuffle round: it was just read.
-    request.state.attempt_round = entry["attempts"] if entry else 0
-    return _render_lesson_slots(request, lesson, entry)
-
-
-def _render_lesson_slots(request: Request, lesson: Lesson, entry: Any) -> dict[str, str]:
-    context = {"lesson": lesson, "lesson_progress": entry}
-    return {
-        "lesson_status": render_string(request, "accounts/_lesson_status.html", context),
-        "lesson_complete": render_string(request, "accounts/_lesson_complete.html", context),
-    }
+    if user is None:
+        return None
+    return await run_in_threadpool(_opened, request.app.state.db, user, lesson)
 
 
 # --- register / login / logout ----------------------------------------------------------------

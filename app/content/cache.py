@@ -1,71 +1,110 @@
-"""An on-disk cache of rendered lessons, so restarts skip Markdown and Pygments for files
-that have not changed. Highlighting dominates load time (about 25 ms for the seed lesson);
-a cached lesson loads in well under a millisecond.
+"""Rendered lesson bodies kept on disk as JSON, so a restart skips Markdown and Pygments for
+bodies that have not changed.
 
-Keys cover the file's bytes, its path, the renderer's source and the library versions, so any
-change to the content or to how it is rendered misses the cache.
+An entry is `<key>.json` holding `{"html": ..., "toc": [{"level", "id", "title"}, ...]}`. The key
+hashes the body's Markdown together with the renderer's fingerprint (the versions of markdown,
+pygments and nh3 and the source of render.py), so any change to the text or to how it is
+rendered is a new key; `prune` deletes the entries no current lesson uses. Only data is read
+back, never code: a damaged entry is a miss.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
-import pickle
+import re
 import threading
+from collections.abc import Iterable
+from contextlib import suppress
 from functools import lru_cache
 from importlib.metadata import version
 from pathlib import Path
 
-from .models import Lesson, Problem
+from .models import TocEntry
+from .render import Rendered
 
 log = logging.getLogger("backprop.content")
 
+#: Our file names in the folder: entries, and the pickles an earlier version wrote there.
+_OURS = re.compile(r"[0-9a-f]{64}\.(?:json|pickle)")
+
+
+def render_cache_dir(data_dir: Path) -> Path:
+    """Where the server and `backprop check` keep rendered bodies."""
+    return data_dir / "cache" / "lessons"
+
 
 @lru_cache(maxsize=1)
-def _fingerprint() -> bytes:
-    digest = hashlib.sha256()
-    for module in ("loader.py", "render.py", "models.py", "cache.py"):
-        digest.update((Path(__file__).parent / module).read_bytes())
-    for package in ("markdown", "pygments", "nh3", "pyyaml"):
-        digest.update(f"{package}={version(package)}".encode())
-    return digest.digest()
+def renderer_fingerprint() -> str:
+    """What a rendered body depends on besides its Markdown: library versions and our renderer."""
+    renderer = hashlib.sha256((Path(__file__).parent / "render.py").read_bytes()).hexdigest()
+    libraries = " ".join(f"{name}={version(name)}" for name in ("markdown", "pygments", "nh3"))
+    return f"{libraries} render.py={renderer[:16]}"
 
 
 class RenderCache:
-    """Pickled (Lesson, warnings) per key in one folder; written atomically, read leniently."""
+    """(html, toc) per body in one folder; written atomically, read leniently."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, fingerprint: str | None = None) -> None:
         self.folder = folder
+        self.fingerprint = fingerprint or renderer_fingerprint()
 
-    def key(self, shown_path: str, raw: bytes) -> str:
-        digest = hashlib.sha256(_fingerprint())
-        digest.update(shown_path.encode())
-        digest.update(b"\0")
-        digest.update(raw)
-        return digest.hexdigest()
+    def key(self, source: str) -> str:
+        """The entry name of a body's Markdown under this renderer."""
+        return hashlib.sha256(f"{self.fingerprint}\0{source}".encode()).hexdigest()
 
-    def __contains__(self, key: str) -> bool:
-        return (self.folder / f"{key}.pickle").is_file()
-
-    def get(self, key: str) -> tuple[Lesson, list[Problem]] | None:
+    def get(self, key: str) -> Rendered | None:
+        """The cached (html, toc), or None when absent or unreadable."""
         try:
-            with open(self.folder / f"{key}.pickle", "rb") as fh:
-                # Our own files in our own data folder: whoever can write there can run code anyway.
-                value = pickle.load(fh)  # noqa: S301
+            data = json.loads((self.folder / f"{key}.json").read_bytes())
+            toc = tuple(
+                TocEntry(int(e["level"]), str(e["id"]), str(e["title"])) for e in data["toc"]
+            )
+            html = data["html"]
+            if not isinstance(html, str):
+                raise TypeError("html is not a string")
         except FileNotFoundError:
             return None
-        except Exception:  # a truncated or stale entry is a miss, not a failure
-            log.warning("ignoring unreadable render cache entry %s", key)
+        except (OSError, ValueError, TypeError, KeyError, RecursionError) as exc:  # damaged: a miss
+            log.warning("ignoring unreadable render cache entry %s: %s", key, exc)
             return None
-        return value if isinstance(value, tuple) and isinstance(value[0], Lesson) else None
+        return html, toc
 
-    def put(self, key: str, value: tuple[Lesson, list[Problem]]) -> None:
+    def put(self, key: str, rendered: Rendered) -> None:
+        """Store an entry: written to a temporary file, then renamed over the entry."""
+        html, toc = rendered
+        data = {
+            "html": html,
+            "toc": [{"level": e.level, "id": e.id, "title": e.title} for e in toc],
+        }
+        # per process and thread: concurrent writers of one key never share a temporary file
+        tmp = self.folder / f".{key}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            # per process and thread: concurrent writers of one key never share a temporary file
-            tmp = self.folder / f".{key}.{os.getpid()}.{threading.get_ident()}.tmp"
-            tmp.write_bytes(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
-            os.replace(tmp, self.folder / f"{key}.pickle")
-        except OSError as exc:  # a read-only data folder only costs speed
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(json.dumps(data, ensure_ascii=False).encode())
+            os.replace(tmp, self.folder / f"{key}.json")
+        except OSError as exc:  # a read-only data folder only costs a render per restart
             log.warning("cannot write the render cache: %s", exc)
+            with suppress(OSError):
+                tmp.unlink(missing_ok=True)
+
+    def prune(self, keep: Iterable[str]) -> int:
+        """Delete our entries whose keys are not in `keep`; returns how many were deleted."""
+        wanted = {f"{key}.json" for key in keep}
+        try:
+            names = os.listdir(self.folder)
+        except OSError:  # no folder yet: nothing to prune
+            return 0
+        deleted = 0
+        for name in names:
+            if name not in wanted and _OURS.fullmatch(name):
+                try:
+                    (self.folder / name).unlink()
+                    deleted += 1
+                except OSError:  # another process pruned it first, or the folder is read-only
+                    pass
+        return deleted

@@ -15,7 +15,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -529,26 +529,21 @@ def discover(content_dir: Path) -> list[tuple[Path, str]]:
 def _load_cached(
     path: Path, shown: str, cache: RenderCache | None, *, lazy: bool = False
 ) -> tuple[Lesson, list[Problem]]:
+    """Load one file; its body is read from the cache, or rendered (now or lazily) and stored."""
     if cache is None:
         return load_lesson(path, shown, render=render_body if lazy else None)
-    raw = read_bytes(path)
-    key = cache.key(shown, raw)
-    if (hit := cache.get(key)) is not None:
-        return hit
-    if not lazy:
-        loaded = load_lesson(path, shown, raw)
-        cache.put(key, loaded)
-        return loaded
 
     def render(source: str) -> Rendered:
-        """The body's first use: another process may have cached it since; else render, store."""
-        if (hit := cache.get(key)) is not None:
-            return hit[0].body.rendered()
-        rendered = render_body(source)
-        cache.put(key, (replace(lesson, body=LessonBody(source, rendered)), warnings))
+        key = cache.key(source)
+        rendered = cache.get(key)
+        if rendered is None:
+            rendered = render_body(source)
+            cache.put(key, rendered)
         return rendered
 
-    lesson, warnings = load_lesson(path, shown, raw, render=render)
+    lesson, warnings = load_lesson(path, shown, render=render)
+    if not lazy:
+        lesson.body.rendered()
     return lesson, warnings
 
 
@@ -561,9 +556,10 @@ def load_course(
 ) -> Course:
     """Load every lesson under `content_dir`; bad files become Problems, never exceptions.
 
-    With `cache_dir`, rendered lessons are kept there between runs (see cache.py). With `lazy`,
-    files are still read and validated now, but a body missing from the cache is rendered on
-    its first use (and then cached); `backprop check` and the tests load eagerly.
+    With `cache_dir`, rendered bodies are kept there between runs (see cache.py), and entries
+    no loaded lesson uses are deleted. With `lazy`, files are still read and validated now, but
+    each body is read from the cache or rendered on its first use; `backprop check` and the
+    tests load eagerly.
     """
     cache = RenderCache(cache_dir) if cache_dir else None
     problems: list[Problem] = []
@@ -603,6 +599,8 @@ def load_course(
                     severity="warning",
                 )
             )
+    if cache is not None:
+        cache.prune(cache.key(lesson.body.source) for lesson in lessons.values())
     return Course(_course_order(list(lessons.values())), problems)
 
 

@@ -59,8 +59,8 @@ def sanitize(html: str, *, inline: bool = False) -> str:
 
 
 class _Formatters(threading.local):
-    """HtmlFormatters by their options, one set per thread: building one (its style table) cost
-    a sixth of a lesson's render when codehilite made a new one for every code block."""
+    """HtmlFormatters by their options, one set per thread: building one computes its style
+    table, and codehilite would build a new one for every code block."""
 
     def __init__(self) -> None:
         self.by_options: dict[str, HtmlFormatter] = {}
@@ -75,7 +75,7 @@ LIGHT_STYLE, DARK_STYLE = "default", "monokai"
 
 def _plain_token_types() -> frozenset:
     """Token types both themes show exactly as plain code text, so a span around them changes
-    nothing on screen (Name and Punctuation here: a third of the seed lesson page's bytes)."""
+    nothing on screen (Name and Punctuation here): dropping them shrinks pages, not colours."""
     styles = [get_style_by_name(LIGHT_STYLE), get_style_by_name(DARK_STYLE)]
     return frozenset(
         ttype
@@ -148,8 +148,7 @@ class LessonBody:
     process even when many threads ask at the same time.
 
     Rendering is most of a lesson's load time, so the server renders a body when a page or the
-    API first needs it. `render` may look the result up elsewhere first (the disk cache);
-    pickling renders, so a pickled body never needs Markdown again.
+    API first needs it. `render` may look the result up elsewhere first (the disk cache).
     """
 
     __slots__ = ("source", "_rendered", "_render", "_lock")
@@ -180,9 +179,6 @@ class LessonBody:
                 self._rendered = self._render(self.source)
                 self._render = None  # drop the closure and what it holds
             return self._rendered
-
-    def __reduce__(self) -> tuple:
-        return (LessonBody, (self.source, self.rendered()))
 
     def __eq__(self, other: object) -> bool:
         # Same Markdown, same renderer (the cache key covers it): the same html and toc.

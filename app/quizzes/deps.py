@@ -28,9 +28,7 @@ async def get_learner(request: Request) -> Learner:
     if user is None:
         return Learner(key=f"visitor:{request.state.visitor}")
     lesson_id = request.path_params.get("lesson_id", "")
-    rounds = getattr(request.state, "attempt_round", None)  # read already by the lesson page
-    if rounds is None:
-        rounds = await run_in_threadpool(_round, request, user.id, lesson_id) if lesson_id else 0
+    rounds = await run_in_threadpool(_round, request, user.id, lesson_id) if lesson_id else 0
     return Learner(key=f"user:{user.id}", round=rounds, user_id=user.id)
 
 

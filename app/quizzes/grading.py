@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -36,41 +35,22 @@ class Grade:
     results: tuple[QuestionResult, ...]
 
 
-#: Every order of n options for small n, so that choosing one is a single index.
-ORDERS = {n: tuple(itertools.permutations(range(n))) for n in range(1, 7)}
-
-
-def option_permutation(
-    question_id: str, count: int, *, secret: str, learner_key: str, round: int = 0
-) -> tuple[int, ...]:
-    """Where each of a question's `count` options goes in this learner's order (positions into
-    the authored list): the same on every reload of the same round, different between learners,
-    and independent of which option is right."""
-    # A keyed BLAKE2b digest read as a number picks the order: unpredictable without the secret,
-    # and far cheaper per request than seeding random.Random. 128 bits make the choice among
-    # 6! = 720 orders uniform to within 2**-118; longer lists use 512 bits in a Fisher-Yates.
-    orders = ORDERS.get(count)
-    hasher = keyed_hasher("option-order", secret, 16 if orders is not None else 64).copy()
-    hasher.update(f"{learner_key}|{round}|{question_id}".encode())
-    word = int.from_bytes(hasher.digest())
-    if orders is not None:
-        return orders[word % len(orders)]
-    order = list(range(count))
-    for i in range(count - 1, 0, -1):
-        word, j = divmod(word, i + 1)
-        order[i], order[j] = order[j], order[i]
-    return tuple(order)
-
-
 def option_order(
     question: Question, *, secret: str, learner_key: str, round: int = 0
 ) -> list[Option]:
-    """The question's options in this learner's own order (see `option_permutation`)."""
-    options = question.options
-    positions = option_permutation(
-        question.id, len(options), secret=secret, learner_key=learner_key, round=round
-    )
-    return [options[i] for i in positions]
+    """The options in this learner's order for this round: lesson page, quiz API and review."""
+    # Sorted by a keyed BLAKE2b of (learner, round, question, option): the same on every reload,
+    # different between learners and rounds, unpredictable without the secret, and blind to
+    # which option is right.
+    keyed = keyed_hasher("option-order", secret, 16)
+    prefix = f"{learner_key}|{round}|{question.id}|"
+
+    def rank(option: Option) -> bytes:
+        hasher = keyed.copy()
+        hasher.update((prefix + option.id).encode())
+        return hasher.digest()
+
+    return sorted(question.options, key=rank)
 
 
 def check_answers(quiz: Quiz, answers: Mapping[str, str | None]) -> dict[str, str]:
