@@ -2,7 +2,7 @@
 that have not changed. Highlighting dominates load time (about 25 ms for the seed lesson);
 a cached lesson loads in well under a millisecond.
 
-Keys cover the file's bytes, its path, the renderer's source and the library versions, so any
+Keys cover the file's bytes, its path, the package's source and the library versions, so any
 change to the content or to how it is rendered misses the cache.
 """
 
@@ -25,8 +25,9 @@ log = logging.getLogger("backprop.content")
 @lru_cache(maxsize=1)
 def _fingerprint() -> bytes:
     digest = hashlib.sha256()
-    for module in ("loader.py", "render.py", "models.py", "cache.py"):
-        digest.update((Path(__file__).parent / module).read_bytes())
+    # Every module of the package: a new one that the loader uses also changes what is cached.
+    for module in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(module.name.encode() + b"\0" + module.read_bytes())
     for package in ("markdown", "pygments", "nh3", "pyyaml"):
         digest.update(f"{package}={version(package)}".encode())
     return digest.digest()
