@@ -95,11 +95,9 @@ def _field_lines(text: str, first_line: int) -> dict[str, int]:
 
 
 def _refuse_control_characters(root: yaml.Node, first_line: int) -> None:
-    """Refuse a control character in any front-matter string, keys and nested values included.
-
-    Walks the parsed nodes (a scalar's value is its text after YAML escapes such as `\\0`), in
-    document order, without recursion; a collection reached again through an alias is skipped.
-    """
+    """Refuse a control character in any front-matter string, keys and nested values included."""
+    # Walks the parsed nodes (a scalar's value is its text after escapes such as `\0`) in
+    # document order, without recursion; a collection reached again through an alias is skipped.
     seen: set[int] = set()
     stack: list[tuple[yaml.Node, str | None, bool]] = [(root, None, False)]
     while stack:

@@ -68,8 +68,8 @@ class _Heading:
 
 
 def reads_knowledge_check(text: str) -> bool:
-    """Whether a heading's letters read "knowledge check", ignoring case, punctuation, symbols
-    and spaces (`Knowledge check:`, `📝 Knowledge Check`, `**Knowledge-Check**`)."""
+    """Whether a heading's letters read "knowledge check" (`📝 Knowledge-Check:` does)."""
+    # Case, punctuation, symbols (emoji) and spaces are ignored; digits are not.
     text = text.strip().rstrip("#").rstrip()
     if text.endswith("}"):
         text = _ATTR_LIST.sub("", text)
@@ -90,12 +90,10 @@ def _normalise(lines: list[str]) -> list[str]:
 
 
 def _code_lines(lines: list[str]) -> list[bool]:
-    """Which lines are inside a fenced code block, as the fenced_code extension decides: an
-    opening fence at the margin, closed by the first later line of exactly that fence.
-
-    Its regex, searched again after each failed opening, is quadratic on unclosed fences; this
-    finds each opening's closing line by bisection, so validation stays linear.
-    """
+    """Which lines are inside a fenced code block, as the fenced_code extension decides."""
+    # An opening fence at the margin, closed by the first later line of exactly that fence.
+    # fenced_code's regex, searched again after each failed opening, is quadratic on unclosed
+    # fences; bisecting each opening's closing line keeps validation linear.
     closings: dict[str, list[int]] = {}
     for index, line in enumerate(lines):
         if line[:3] in ("```", "~~~") and (fence := line.rstrip(" ")) and set(fence) == {fence[0]}:
@@ -116,12 +114,10 @@ def _code_lines(lines: list[str]) -> list[bool]:
 
 
 def _headings(lines: list[str], code: list[bool]) -> Iterator[_Heading]:
-    """ATX and setext headings outside code, as Python-Markdown's block parser finds them.
-
-    A setext heading is the first line of a block (after a blank line, a heading, a rule or
-    code) underlined at the margin with `=` or `-`; a `#` line at the margin is a heading
-    anywhere, even inside a paragraph or a list.
-    """
+    """ATX and setext headings outside code, as Python-Markdown's block parser finds them."""
+    # A setext heading is the first line of a block (after a blank line, a heading, a rule or
+    # code) underlined at the margin with `=` or `-`; a `#` line at the margin is a heading
+    # anywhere, even inside a paragraph or a list.
     block_start, index = True, 0
     while index < len(lines):
         line = lines[index]
@@ -144,8 +140,7 @@ def _headings(lines: list[str], code: list[bool]) -> Iterator[_Heading]:
 
 
 def split_knowledge_check(body: str, first_line: int) -> SplitBody:
-    """Cut the `Knowledge Check` section (to the next heading of its level or higher) out of a
-    body whose first line is `first_line`: the rest, its questions, its heading's line."""
+    """Cut the knowledge check (up to the next heading of its level or higher) out of a body."""
     lines = body.split("\n")
     seen = _normalise(lines)
     code = _code_lines(seen)
