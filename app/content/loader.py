@@ -10,103 +10,26 @@ unless `load_course(..., lazy=True)` defers it to the body's first use, as the s
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import frontmatter
-import yaml
 
 from .cache import RenderCache
-from .models import Course, Lesson, Option, Problem, Question, Quiz
+from .front_matter import ID_PATTERN, KNOWN_FIELDS, parse_duration, read_front_matter  # noqa: F401
+from .knowledge_check import DraftQuestion, split_knowledge_check
+from .models import ContentError, Course, Lesson, Option, Problem, Question, Quiz
 from .render import LessonBody, Rendered, render_body, render_inline
 
 log = logging.getLogger("backprop.content")
 
-ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]*")
-MAX_ID_LENGTH = 100
-KNOWN_FIELDS = (
-    "id",
-    "title",
-    "type",
-    "duration",
-    "order",
-    "section",
-    "nextLessonId",
-    "passPercent",
-)
 MAX_FILE_BYTES = 2 * 1024 * 1024
 
-_DURATION_TOKEN = re.compile(
-    r"\s*(\d+(?:\.\d+)?)\s*(h|hr|hrs|hour|hours|m|min|mins|minute|minutes)\b\s*,?", re.IGNORECASE
-)
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-_FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
-_QUESTION = re.compile(r"^\s{0,3}(\d+)[.)]\s+(.*)$")
-_OPTION = re.compile(r"^\s*[-*+]\s+(.*)$")
-_MARKER = re.compile(r"^\[([ xX])\]\s+(.*)$")
-_EXPLANATION = re.compile(r"^\s*>\s?(.*)$")
-
-
-class ContentError(Exception):
-    """A problem that makes one file unservable; carries the line it was found on."""
-
-    def __init__(self, message: str, *, line: int | None = None, hint: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.line = line
-        self.hint = hint
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys instead of silently keeping the last one."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                hash(key)
-            except TypeError:  # `? [a]` or `{a: 1}: x`: a list or mapping as a key
-                raise yaml.constructor.ConstructorError(
-                    None, None, "a list or mapping cannot be a key", key_node.start_mark
-                ) from None
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-def parse_duration(value: object) -> int:
-    """`55 mins`, `1 hr 10 mins`, `1h 30m`, `90 minutes` (or a bare number of minutes) → minutes."""
-    if isinstance(value, bool):
-        raise ValueError("not a duration")
-    if isinstance(value, int):
-        minutes = float(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        pos, minutes, tokens = 0, 0.0, 0
-        while pos < len(text):
-            match = _DURATION_TOKEN.match(text, pos)
-            if not match:
-                raise ValueError("not a duration")
-            amount, unit = float(match.group(1)), match.group(2).lower()
-            minutes += amount * 60 if unit.startswith("h") else amount
-            pos, tokens = match.end(), tokens + 1
-        if tokens == 0:
-            raise ValueError("not a duration")
-    else:
-        raise ValueError("not a duration")
-    if minutes <= 0 or minutes > 100 * 60:
-        raise ValueError("duration out of range")
-    return round(minutes)
 
 
 @dataclass(slots=True)
@@ -146,7 +69,8 @@ def _split(raw: bytes, rel: str) -> _Source:
         raise ContentError(
             f"not valid UTF-8 (byte {exc.start})", line=line, hint="save the file as UTF-8"
         ) from None
-    text = text.replace("\r\n", "\n")
+    # A lone CR is a line break to YAML, to Python-Markdown and to editors: to the loader too.
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     boundaries = list(frontmatter.YAMLHandler.FM_BOUNDARY.finditer(text))
     if not boundaries or boundaries[0].start() != 0 or text[: boundaries[0].start()].strip():
         raise ContentError(
@@ -169,126 +93,6 @@ def _split(raw: bytes, rel: str) -> _Source:
     )
 
 
-def _field_lines(source: _Source) -> dict[str, int]:
-    lines: dict[str, int] = {}
-    for offset, line in enumerate(source.meta_text.splitlines()):
-        match = re.match(r"^([A-Za-z_][\w-]*)\s*:", line)
-        if match:
-            lines.setdefault(match.group(1), source.meta_line + offset)
-    return lines
-
-
-def _parse_meta(source: _Source) -> tuple[dict[str, Any], dict[str, int], list[Problem]]:
-    try:
-        meta = yaml.load(source.meta_text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        line = source.meta_line + mark.line if mark else source.meta_line
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ContentError(
-            f"invalid YAML in front matter: {problem}",
-            line=line,
-            hint="check indentation and quote values that contain ':' or '#'",
-        ) from None
-    except (ValueError, IndexError, KeyError, TypeError, OverflowError) as exc:
-        # PyYAML's constructors raise these for values it parsed but cannot build, such as
-        # `date: 2024-13-01` or a bare `!!int`; uncaught, one such file stopped the whole site.
-        raise ContentError(
-            f"invalid value in front matter: {exc or type(exc).__name__}",
-            line=source.meta_line,
-            hint="quote the value to keep it as text",
-        ) from None
-    if meta is None:
-        meta = {}
-    if not isinstance(meta, dict):
-        raise ContentError(
-            "front matter must be a mapping of 'key: value' lines", line=source.meta_line
-        )
-    lines = _field_lines(source)
-    warnings = []
-    for key in meta:
-        if key not in KNOWN_FIELDS:
-            close = difflib.get_close_matches(str(key), KNOWN_FIELDS, n=1)
-            warnings.append(
-                Problem(
-                    source.path,
-                    lines.get(str(key)),
-                    f"unknown front matter field {key!r}",
-                    hint=f"did you mean {close[0]!r}?" if close else "it is ignored",
-                    severity="warning",
-                )
-            )
-    return meta, lines, warnings
-
-
-def _string(meta: dict, lines: dict[str, int], key: str, *, required: bool) -> str | None:
-    value = meta.get(key)
-    if value is None:
-        if required:
-            raise ContentError(
-                f"missing required field {key!r}",
-                line=lines.get(key, 2),
-                hint=f"add a line '{key}: ...' to the front matter",
-            )
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise ContentError(
-            f"field {key!r} must be a non-empty string, not {type(value).__name__}",
-            line=lines.get(key),
-            hint="quote the value",
-        )
-    return value.strip()
-
-
-def _identifier(meta: dict, lines: dict[str, int], key: str, *, required: bool) -> str | None:
-    value = _string(meta, lines, key, required=required)
-    if value is not None and (len(value) > MAX_ID_LENGTH or not ID_PATTERN.fullmatch(value)):
-        raise ContentError(
-            f"field {key!r} is {value!r}, not a valid lesson id",
-            line=lines.get(key),
-            hint=f"use lowercase letters, digits and '-', starting with a letter or digit, "
-            f"at most {MAX_ID_LENGTH} characters",
-        )
-    return value
-
-
-def _integer(
-    meta: dict, lines: dict[str, int], key: str, default: int | None, lo: int, hi: int
-) -> int | None:
-    value = meta.get(key, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ContentError(
-            f"field {key!r} must be a whole number from {lo} to {hi}, not {value!r}",
-            line=lines.get(key),
-        )
-    return value
-
-
-def _playground(meta: dict, lines: dict[str, int]) -> dict[str, Any] | None:
-    """The optional preset for "Train this network": /train fields, scalars or lists of ints."""
-    value = meta.get("playground")
-    if value is None:
-        return None
-    scalar = (str, int, float, bool)
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str)
-        and (
-            isinstance(v, scalar)
-            or v is None
-            or (isinstance(v, list) and all(isinstance(i, int) for i in v))
-        )
-        for k, v in value.items()
-    ):
-        raise ContentError(
-            "field 'playground' must map /train fields to values",
-            line=lines.get("playground"),
-            hint="for example 'playground: {dataset: digits, hidden_layers: [128, 64]}'",
-        )
-    return value
-
-
 def _question_ids(lesson_id: str, prompts: list[str]) -> list[str]:
     """Stable, opaque question ids: a hash of the prompt, so reordering keeps history valid."""
     ids: list[str] = []
@@ -304,92 +108,8 @@ def _option_id(lesson_id: str, question_id: str, text: str) -> str:
     return "o" + hashlib.sha256(f"{lesson_id}\0{question_id}\0{text}".encode()).hexdigest()[:12]
 
 
-@dataclass(slots=True)
-class _DraftQuestion:
-    line: int
-    prompt: list[str]
-    options: list[tuple[int, str, bool | None]]  # (line, text, marker)
-    explanation: list[str]
-
-
-def split_knowledge_check(
-    body: str, first_line: int
-) -> tuple[str, list[_DraftQuestion] | None, int]:
-    """Cut the `Knowledge Check` out of a body: the rest, its questions, its heading line."""
-    lines = body.split("\n")
-    in_fence: str | None = None
-    start = end = None
-    level = 0
-    for index, line in enumerate(lines):
-        fence = _FENCE.match(line)
-        if fence:
-            marker = fence.group(1)[0] * 3
-            if in_fence is None:
-                in_fence = marker
-            elif fence.group(1).startswith(in_fence):
-                in_fence = None
-            continue
-        if in_fence:
-            continue
-        heading = _HEADING.match(line)
-        if not heading:
-            continue
-        if start is None:
-            if heading.group(2).strip().lower() == "knowledge check":
-                start, level = index, len(heading.group(1))
-        elif len(heading.group(1)) <= level:
-            end = index
-            break
-    if start is None:
-        return body, None, 0
-    end = len(lines) if end is None else end
-    rest = "\n".join(lines[:start] + lines[end:])
-    return (
-        rest,
-        _parse_questions(lines[start + 1 : end], first_line + start + 1),
-        first_line + start,
-    )
-
-
-def _parse_questions(lines: list[str], first_line: int) -> list[_DraftQuestion]:
-    questions: list[_DraftQuestion] = []
-    for offset, line in enumerate(lines):
-        number = first_line + offset
-        if not line.strip():
-            continue
-        if match := _QUESTION.match(line):
-            questions.append(_DraftQuestion(number, [match.group(2)], [], []))
-            continue
-        current = questions[-1] if questions else None
-        if match := _EXPLANATION.match(line):
-            if current is None:
-                continue  # a quote above the first question is an introduction, not an answer
-            current.explanation.append(match.group(1))
-        elif match := _OPTION.match(line):
-            if current is None:
-                raise ContentError(
-                    "knowledge check option before any numbered question",
-                    line=number,
-                    hint="questions are numbered items ('1. ...'), options are bullets below them",
-                )
-            text = match.group(1)
-            marker = _MARKER.match(text)
-            if marker:
-                current.options.append((number, marker.group(2), marker.group(1) != " "))
-            else:
-                current.options.append((number, text, None))
-        elif current is not None and not current.explanation:
-            # Lazy continuation: a wrapped prompt or a wrapped option.
-            if current.options:
-                opt_line, text, mark = current.options[-1]
-                current.options[-1] = (opt_line, f"{text} {line.strip()}", mark)
-            else:
-                current.prompt.append(line.strip())
-    return questions
-
-
 def _build_quiz(
-    lesson_id: str, drafts: list[_DraftQuestion], pass_percent: int | None, heading_line: int
+    lesson_id: str, drafts: list[DraftQuestion], pass_percent: int | None, heading_line: int
 ) -> Quiz:
     if not drafts:
         raise ContentError(
@@ -470,47 +190,36 @@ def load_lesson(
     With `render`, the body is not rendered here but by `render` on its first use.
     """
     source = _split(read_bytes(path) if raw is None else raw, rel)
-    meta, lines, warnings = _parse_meta(source)
-    lesson_id = _identifier(meta, lines, "id", required=True)
-    title = _string(meta, lines, "title", required=True)
-    section = _string(meta, lines, "section", required=True)
-    kind = _string(meta, lines, "type", required=False) or "lesson"
-    if "duration" not in meta:
-        raise ContentError(
-            "missing required field 'duration'", line=2, hint="for example 'duration: 55 mins'"
+    meta = read_front_matter(source.meta_text, source.meta_line, rel)
+    warnings = list(meta.warnings)
+    body, drafts, heading_line, task_lines = split_knowledge_check(source.body, source.body_line)
+    quiz = None if drafts is None else _build_quiz(meta.id, drafts, meta.pass_percent, heading_line)
+    warnings.extend(
+        Problem(
+            rel,
+            line,
+            "task-list item outside the knowledge check: the page shows it as written, "
+            "[x] marks included",
+            hint="put quiz questions under a 'Knowledge Check' heading, "
+            "or drop the '[ ]' / '[x]' from a plain list",
+            severity="warning",
         )
-    try:
-        duration = parse_duration(meta["duration"])
-    except ValueError:
-        raise ContentError(
-            f"cannot read duration {meta['duration']!r}",
-            line=lines.get("duration"),
-            hint="write it like '55 mins', '1 hr 10 mins' or '1h 30m'",
-        ) from None
-    order = _integer(meta, lines, "order", 0, -(10**6), 10**6)
-    pass_percent = _integer(meta, lines, "passPercent", None, 0, 100)
-    next_id = _identifier(meta, lines, "nextLessonId", required=False)
-    playground = _playground(meta, lines)
-    assert lesson_id and title and section and order is not None
-
-    body, drafts, heading_line = split_knowledge_check(source.body, source.body_line)
-    quiz = None if drafts is None else _build_quiz(lesson_id, drafts, pass_percent, heading_line)
-    source = _strip_title_heading(body, title)
+        for line in task_lines
+    )
+    text = _strip_title_heading(body, meta.title)
     lesson = Lesson(
-        id=lesson_id,
-        title=title,
-        type=kind,
-        duration_minutes=duration,
-        order=order,
-        section=section,
-        next_lesson_id=next_id,
+        id=meta.id,
+        title=meta.title,
+        type=meta.type,
+        duration_minutes=meta.duration_minutes,
+        order=meta.order,
+        section=meta.section,
+        next_lesson_id=meta.next_lesson_id,
         path=rel,
-        body=LessonBody(source, render=render)
-        if render
-        else LessonBody(source, render_body(source)),
+        body=LessonBody(text, render=render) if render else LessonBody(text, render_body(text)),
         quiz=quiz,
-        pass_percent=pass_percent,
-        playground=playground,
+        pass_percent=meta.pass_percent,
+        playground=meta.playground,
     )
     return lesson, warnings
 

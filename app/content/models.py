@@ -9,6 +9,16 @@ if TYPE_CHECKING:
     from .render import LessonBody
 
 
+class ContentError(Exception):
+    """A problem that makes one file unservable; carries the line it was found on."""
+
+    def __init__(self, message: str, *, line: int | None = None, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.hint = hint
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One thing wrong (error) or suspicious (warning) in a content file."""
