@@ -67,12 +67,23 @@ def read_cookie(scope: Scope, name: str) -> str | None:
     return None
 
 
+def same_text(given: str, expected: str) -> bool:
+    """A constant-time comparison of two strings, any characters in either.
+
+    hmac.compare_digest refuses str with non-ASCII characters (TypeError), and a cookie or
+    header decoded as latin-1 may hold any of them: both sides are compared as UTF-8 bytes.
+    """
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
+
+
 def visitor_id(secret: str, cookie: str | None) -> str | None:
     """The visitor id inside a signed cookie, or None if absent or forged."""
     if not cookie or "." not in cookie:
         return None
     value, _, signature = cookie.partition(".")
-    if len(value) != 22 or not hmac.compare_digest(signature, sign(secret, value, "visitor")):
+    if len(value) != 22 or not same_text(signature, sign(secret, value, "visitor")):
         return None
     return value
 
@@ -87,7 +98,7 @@ def csrf_ok(secret: str, visitor: str | None, token: object) -> bool:
     return (
         visitor is not None
         and isinstance(token, str)
-        and hmac.compare_digest(token.encode(), csrf_token_for(secret, visitor).encode())
+        and same_text(token, csrf_token_for(secret, visitor))
     )
 
 
