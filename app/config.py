@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     )
     pass_percent: int = Field(default=80, ge=0, le=100)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    #: Strict-Transport-Security max-age on https responses; 0 leaves the header out.
+    hsts_seconds: int = Field(default=0, ge=0)
     token_days: int = Field(default=30, ge=1)
     session_days: int = Field(default=14, ge=1)
     #: Upper bound on epochs × training samples × parameters for one /train run, as estimated by

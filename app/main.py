@@ -106,7 +106,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     secret = settings.resolved_secret_key()
     app.state.secret = secret
 
-    app.add_middleware(SecurityMiddleware, secret=secret, max_body_bytes=settings.max_body_bytes)
+    # Wrapped around the whole stack rather than added with add_middleware, which would put it
+    # inside Starlette's ServerErrorMiddleware: a 500 then went out without these headers.
+    build_stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: SecurityMiddleware(  # type: ignore[method-assign]
+        build_stack(),
+        secret=secret,
+        max_body_bytes=settings.max_body_bytes,
+        hsts_seconds=settings.hsts_seconds,
+    )
     app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")
     install_error_handlers(app)
 
