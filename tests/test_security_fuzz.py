@@ -26,7 +26,8 @@ FUZZ = settings(
 #: non-ASCII bytes (obs-text, decoded as latin-1) included; NUL and other controls too, since
 #: an ASGI server in front may be laxer than h11.
 header_bytes = st.binary(max_size=80).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))
-#: A valid-looking credential with one character replaced by an arbitrary one (non-ASCII too).
+#: A real credential with one character replaced by an arbitrary one (non-ASCII too; at times the
+#: same one, which is fine: only a 5xx is wrong here, so this is no tampering that must differ).
 near_miss = st.tuples(st.integers(0, 200), st.characters(codec="latin-1"))
 
 PAGES = [f"/lessons/{SEED}", "/login", "/", "/me", "/api/me", "/api/me/progress", "/docs"]
