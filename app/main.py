@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     background process started with the app (see app/content/warmup.py).
     """
     settings = settings or get_settings()
-    cache_dir = settings.data_dir / "cache" / "lessons"
+    cache_dir = settings.make_data_dir() / "cache" / "lessons"
     course = load_course(settings.content_dir, cache_dir=cache_dir, lazy=True)
     log_problems(course)
     log.info("serving %d lesson(s) from %s", len(course.lessons), settings.content_dir)

@@ -138,7 +138,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         content = Path(tmp) / "content"
         generate(content, args.lessons)
-        common = {"data_dir": Path(tmp) / "data", "secret_key": "bench", "_env_file": None}
+        common = {"data_dir": Path(tmp) / "data", "secret_key": "b" * 32, "_env_file": None}
         baseline = start(
             Settings(content_dir=ROOT / "content", **common), "/lessons/dl-intro-neural-networks"
         )

@@ -62,10 +62,13 @@ class RenderCache:
 
     def put(self, key: str, value: tuple[Lesson, list[Problem]]) -> None:
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             # per process and thread: concurrent writers of one key never share a temporary file
             tmp = self.folder / f".{key}.{os.getpid()}.{threading.get_ident()}.tmp"
-            tmp.write_bytes(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+            # owner-only: a rendered lesson holds its quiz's answer key
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with open(fd, "wb") as fh:
+                fh.write(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
             os.replace(tmp, self.folder / f"{key}.pickle")
         except OSError as exc:  # a read-only data folder only costs speed
             log.warning("cannot write the render cache: %s", exc)
