@@ -15,7 +15,7 @@ from .accounts_util import SEED, browser_login, learner, register
 pytestmark = pytest.mark.slow
 
 FUZZ = settings(
-    max_examples=150,
+    max_examples=100,
     deadline=None,
     database=None,
     derandomize=True,  # the same examples on every run: a CI failure reproduces locally
