@@ -13,6 +13,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The repository root: templates/ and static/ live beside app/.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: Shorter secrets are refused: the key signs cookies and CSRF tokens and keys option orders.
+MIN_SECRET_LENGTH = 32
 
 
 class Settings(BaseSettings):
@@ -30,6 +32,8 @@ class Settings(BaseSettings):
     )
     pass_percent: int = Field(default=80, ge=0, le=100)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    #: Strict-Transport-Security max-age on https responses; 0 leaves the header out.
+    hsts_seconds: int = Field(default=0, ge=0)
     token_days: int = Field(default=30, ge=1)
     session_days: int = Field(default=14, ge=1)
     #: Upper bound on epochs × training samples × parameters for one /train run, as estimated by
@@ -57,29 +61,58 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'backprop.db').as_posix()}"
 
+    def make_data_dir(self) -> Path:
+        """DATA_DIR, created owner-only (0700) if missing: password hashes, answer keys, the key."""
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return self.data_dir
+
     def resolved_secret_key(self) -> str:
-        """SECRET_KEY, else the one kept in DATA_DIR/secret_key (made on first use, mode 0600)."""
+        """SECRET_KEY, else the one kept in DATA_DIR/secret_key (made on first use, mode 0600);
+        a secret shorter than MIN_SECRET_LENGTH is refused (ValueError naming SECRET_KEY)."""
         if self.secret_key:
-            return self.secret_key
+            return _strong(self.secret_key)
         path = self.data_dir / "secret_key"
         try:
-            return path.read_text(encoding="ascii").strip()
+            return _strong(path.read_text(encoding="ascii").strip(), path)
         except FileNotFoundError:
             pass
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.make_data_dir()
         key = secrets.token_urlsafe(48)
-        tmp = path.with_name(f".secret_key.{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # Written in full under a name of our own, then linked into place: link() fails if the
+        # key exists (a symlink included), so when two workers start together one key wins, and
+        # no one ever reads a half-written file. O_EXCL | O_NOFOLLOW: never through a planted link.
+        tmp = path.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w", encoding="ascii") as fh:
             fh.write(key)
-        # link() fails if the file exists: when two workers start together one key wins, atomically.
         try:
             os.link(tmp, path)
         except FileExistsError:
-            key = path.read_text(encoding="ascii").strip()
+            key = _strong(path.read_text(encoding="ascii").strip(), path)
         finally:
             tmp.unlink()
         return key
+
+
+#: How to make a strong secret, quoted in the refusal.
+_HOW = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+
+
+def _strong(secret: str, source: Path | None = None) -> str:
+    """`secret` if it is long enough to sign with; else a ValueError naming SECRET_KEY."""
+    if len(secret) >= MIN_SECRET_LENGTH:
+        return secret
+    if source is None:
+        raise ValueError(
+            f"SECRET_KEY is {len(secret)} character(s) long; it must be at least "
+            f"{MIN_SECRET_LENGTH}: set it to a random string ({_HOW}), or unset it to have one "
+            "generated into DATA_DIR/secret_key"
+        )
+    raise ValueError(
+        f"the secret key in {source} is {len(secret)} character(s) long; SECRET_KEY must be at "
+        f"least {MIN_SECRET_LENGTH}: delete that file to have one generated, or set SECRET_KEY "
+        f"to a random string ({_HOW})"
+    )
 
 
 @lru_cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -52,8 +53,13 @@ def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite files get their folder created and the pragmas above."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if parsed.database and parsed.database != ":memory:" and not parsed.query.get("uri"):
+            path = Path(parsed.database)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # Created owner-only before SQLite opens it (it would use the umask's 0644): the file
+            # holds password hashes; SQLite gives its -wal and -shm files the same mode.
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
@@ -162,7 +168,7 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
     url = engine.url
     if is_sqlite(engine) and url.database and url.database != ":memory:":
         lock_path = Path(url.database).with_name(Path(url.database).name + ".migrate.lock")
-        with open(lock_path, "a+b") as fh:
+        with open(os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600), "r+b") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield

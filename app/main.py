@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
-    cache_dir = render_cache_dir(settings.data_dir)
+    cache_dir = render_cache_dir(settings.make_data_dir())
     course = load_course(settings.content_dir, cache_dir=cache_dir, lazy=True)
     log_problems(course)
     # every error leaves its file out; a missing folder is an error of no file
@@ -88,8 +88,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     secret = settings.resolved_secret_key()
     app.state.secret = secret
 
-    app.add_middleware(SecurityMiddleware, secret=secret, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestLog)  # outermost: it times and sees the security layer's answers
+    # Wrapped around the whole stack rather than added with add_middleware, which would put it
+    # inside Starlette's ServerErrorMiddleware: a 500 then went out without these headers (and
+    # unlogged by RequestLog, outermost so it times everything).
+    build_stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: RequestLog(  # type: ignore[method-assign]
+        SecurityMiddleware(
+            build_stack(),
+            secret=secret,
+            max_body_bytes=settings.max_body_bytes,
+            hsts_seconds=settings.hsts_seconds,
+        )
+    )
     app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")
     install_error_handlers(app)
 

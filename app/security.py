@@ -32,6 +32,17 @@ HEADERS = [
 ]
 
 
+#: Credentials and a learner's own data: never stored by a browser or a shared cache (RFC 6749
+#: section 5.1 asks it of the token endpoint). Pages rendered for a signed-in user are added
+#: per request.
+PRIVATE_PATHS = ("/api/auth/token", "/api/me", "/me")
+
+
+def is_private_path(path: str) -> bool:
+    """True for the paths in PRIVATE_PATHS and everything under them."""
+    return any(path == p or path.startswith(p + "/") for p in PRIVATE_PATHS)
+
+
 def sign(secret: str, value: str, purpose: str) -> str:
     """A MAC of `value` for one purpose, 32 hex digits; purposes never share signatures.
 
@@ -67,12 +78,23 @@ def read_cookie(scope: Scope, name: str) -> str | None:
     return None
 
 
+def same_text(given: str, expected: str) -> bool:
+    """A constant-time comparison of two strings, any characters in either.
+
+    hmac.compare_digest refuses str with non-ASCII characters (TypeError), and a cookie or
+    header decoded as latin-1 may hold any of them: both sides are compared as UTF-8 bytes.
+    """
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
+
+
 def visitor_id(secret: str, cookie: str | None) -> str | None:
     """The visitor id inside a signed cookie, or None if absent or forged."""
     if not cookie or "." not in cookie:
         return None
     value, _, signature = cookie.partition(".")
-    if len(value) != 22 or not hmac.compare_digest(signature, sign(secret, value, "visitor")):
+    if len(value) != 22 or not same_text(signature, sign(secret, value, "visitor")):
         return None
     return value
 
@@ -87,7 +109,7 @@ def csrf_ok(secret: str, visitor: str | None, token: object) -> bool:
     return (
         visitor is not None
         and isinstance(token, str)
-        and hmac.compare_digest(token.encode(), csrf_token_for(secret, visitor).encode())
+        and same_text(token, csrf_token_for(secret, visitor))
     )
 
 
@@ -120,18 +142,30 @@ class VisitorState(dict):
 
 
 class SecurityMiddleware:
-    """Adds security headers, refuses bodies over `max_body_bytes` with 413, and issues the
-    signed visitor cookie that keys guests' quiz order and CSRF tokens."""
+    """Adds security headers (no-store on private responses), refuses bodies over
+    `max_body_bytes` with 413, and issues the signed visitor cookie that keys guests' quiz
+    order and CSRF tokens."""
 
-    def __init__(self, app: ASGIApp, *, secret: str, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, secret: str, max_body_bytes: int, hsts_seconds: int = 0
+    ) -> None:
         self.app = app
         self.secret = secret
         self.max_body_bytes = max_body_bytes
+        self.hsts = f"max-age={hsts_seconds}".encode() if hsts_seconds > 0 else None
+
+    def _fixed_headers(self, secure: bool) -> list[tuple[bytes, bytes]]:
+        """The headers every response gets; HSTS only over https, where browsers heed it."""
+        if secure and self.hsts:
+            return [*HEADERS, (b"strict-transport-security", self.hsts)]
+        return HEADERS
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        secure = scope.get("scheme") == "https"
+        fixed = self._fixed_headers(secure)
         for key, value in scope["headers"]:
             if key == b"content-length":
                 try:
@@ -139,12 +173,12 @@ class SecurityMiddleware:
                 except ValueError:
                     too_big = True
                 if too_big:
-                    await self._too_large(send)
+                    await self._too_large(send, fixed)
                     return
 
         state = VisitorState(scope.get("state") or {}, scope=scope, secret=self.secret)
         scope["state"] = state
-        secure = scope.get("scheme") == "https"
+        private = is_private_path(scope["path"])
 
         received = 0
 
@@ -161,7 +195,11 @@ class SecurityMiddleware:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 names = {k for k, _ in headers}
-                headers.extend((k, v) for k, v in HEADERS if k not in names)
+                headers.extend((k, v) for k, v in fixed if k not in names)
+                # `user` is on the state once anything looked the user up (user_of, the nav)
+                if private or state.get("user"):
+                    headers = [(k, v) for k, v in headers if k != b"cache-control"]
+                    headers.append((b"cache-control", b"no-store"))
                 if state.new_cookie:
                     cookie = f"{VISITOR_COOKIE}={state.new_cookie}; Path=/; Max-Age=31536000; "
                     cookie += "HttpOnly; "
@@ -172,7 +210,7 @@ class SecurityMiddleware:
 
         await self.app(scope, limited_receive, send_with_headers)
 
-    async def _too_large(self, send: Send) -> None:
+    async def _too_large(self, send: Send, fixed: list[tuple[bytes, bytes]]) -> None:
         body = json.dumps(
             {"detail": f"request body is larger than {self.max_body_bytes} bytes"}
         ).encode()
@@ -183,7 +221,7 @@ class SecurityMiddleware:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
-                    *HEADERS,
+                    *fixed,
                 ],
             }
         )

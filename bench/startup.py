@@ -119,7 +119,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         content = Path(tmp) / "content"
         generate(content, args.lessons)
-        common = {"secret_key": "bench", "_env_file": None}
+        common = {"secret_key": "b" * 32, "_env_file": None}
         baseline = start(
             Settings(content_dir=ROOT / "content", data_dir=Path(tmp) / "bundled", **common),
             "/lessons/dl-intro-neural-networks",

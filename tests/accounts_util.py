@@ -1,4 +1,5 @@
-"""Helpers for the accounts tests: register, log in, answer a quiz, scrape a CSRF token."""
+"""Helpers for the accounts tests: register, log in, answer a quiz, scrape or tamper with a
+CSRF token."""
 
 from __future__ import annotations
 
@@ -53,3 +54,12 @@ def answers(quiz, *, right: int) -> dict[str, str]:
         )
         chosen[question.id] = option.id
     return chosen
+
+
+def tampered(value: str, at: int = -1) -> str:
+    """`value` with the character at `at` changed to a different one (a "0" becomes "1")."""
+    chars = list(value)
+    chars[at] = "1" if chars[at] == "0" else "0"
+    changed = "".join(chars)
+    assert changed != value and len(changed) == len(value), (value, changed)
+    return changed

@@ -123,7 +123,7 @@ def live_server(tmp_path: Path, database_url: str) -> Iterator[LiveServer]:
             "CONTENT_DIR": str(SEED),
             "DATA_DIR": str(tmp_path / "live-data"),
             "DATABASE_URL": database_url,
-            "SECRET_KEY": "live-secret-key-for-tests",
+            "SECRET_KEY": "live-secret-key-for-tests-0123456789",
         },
         log_path=tmp_path / "server.log",
     ).start()

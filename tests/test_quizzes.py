@@ -13,6 +13,7 @@ from app.content import load_course
 from app.quizzes.grading import AnswerError, grade, option_order
 from app.quizzes.schemas import AttemptOut, attempt_json
 
+from .accounts_util import tampered
 from .quiz_pages import api_order, form_fields, page_order, review_order
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -293,10 +294,18 @@ def test_a_form_post_without_a_valid_csrf_token_is_refused(client):
     token, _ = form_fields(page)
     url = f"/lessons/{SEED}/quiz"
     assert client.post(url, data={}).status_code == 403
-    assert client.post(url, data={"csrf_token": token[:-1] + "0"}).status_code == 403
+    for at in (0, len(token) // 2, -1):
+        assert client.post(url, data={"csrf_token": tampered(token, at)}).status_code == 403
     with TestClient(client.app) as stranger:  # another visitor's cookie, this visitor's token
         assert stranger.post(url, data={"csrf_token": token}).status_code == 403
     assert client.post(url, data={"csrf_token": token}).status_code == 200
+
+
+@pytest.mark.parametrize("last", "0123456789abcdef")
+def test_a_tampered_token_differs_from_the_real_one_whatever_it_ends_with(last):
+    token = "3f" * 15 + "a" + last
+    assert tampered(token) != token and tampered(token)[:-1] == token[:-1]
+    assert tampered(token, 0) != token and tampered(token, 0)[1:] == token[1:]
 
 
 def test_a_form_with_an_unknown_question_is_a_422_page(client):

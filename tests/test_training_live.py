@@ -26,7 +26,7 @@ def start_server(tmp_path_factory, name: str, **env: str) -> LiveServer:
     folder = tmp_path_factory.mktemp(name)
     values = {
         **server_env(folder / "data", SEED),
-        "SECRET_KEY": "live-secret-key-for-tests",
+        "SECRET_KEY": "live-secret-key-for-tests-0123456789",
         "TRAIN_WORK_BUDGET": "1e13",
         **env,
     }

@@ -77,7 +77,7 @@ def site(tmp_path_factory) -> Iterator[LiveServer]:
     shutil.copy(SEED / "dl-intro-neural-networks.md", content)
     env = {
         **server_env(tmp / "data", content),
-        "SECRET_KEY": "browser-tests-secret-key",
+        "SECRET_KEY": "browser-tests-secret-key-0123456789",
         "TRAIN_WORKERS": "2",
     }
     server = LiveServer(env, log_path=tmp / "server.log").start()

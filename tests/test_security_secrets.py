@@ -1,0 +1,120 @@
+"""The secret key and DATA_DIR: weak secrets refuse to start, the generated key is never written
+through a planted link, and the folder and the files in it are the owner's alone."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.content import load_course
+
+from .accounts_util import SEED, answers, learner
+from .conftest import SEED as SEED_DIR
+from .live import ROOT, server_env
+
+STRONG = "k" * 32
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+@pytest.fixture
+def umask_022():
+    """The usual umask, whatever the test run's: without our modes files would be 0644."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+@pytest.mark.parametrize("weak", ["x", "s" * 31, "live-secret-key-for-tests"])
+def test_a_secret_key_shorter_than_32_characters_is_refused_naming_secret_key(make_app, weak):
+    with pytest.raises(ValueError, match=r"SECRET_KEY is \d+ character\(s\) long"):
+        make_app(secret_key=weak)
+
+
+def test_a_32_character_secret_key_is_taken(make_app):
+    assert make_app(secret_key=STRONG).state.secret == STRONG
+
+
+@pytest.mark.parametrize("content", ["", "\n", "short-key\n", "s" * 31])
+def test_an_empty_or_short_key_file_is_refused_naming_secret_key(make_settings, make_app, content):
+    data = make_settings().data_dir
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "secret_key").write_text(content)
+    with pytest.raises(ValueError, match=r"secret_key is \d+ character\(s\) long; SECRET_KEY"):
+        make_app(secret_key=None)
+
+
+def test_the_generated_key_is_strong_owner_only_and_kept(make_app, make_settings, umask_022):
+    first = make_app(secret_key=None).state.secret
+    path = make_settings().data_dir / "secret_key"
+    assert len(first) >= 32 and path.read_text() == first
+    assert mode(path) == 0o600
+    assert make_app(secret_key=None).state.secret == first
+    assert [p.name for p in path.parent.iterdir() if p.name.startswith(".secret_key")] == []
+
+
+def test_a_link_planted_where_the_key_is_written_is_never_written_through(make_settings, tmp_path):
+    settings = make_settings(secret_key=None)
+    settings.data_dir.mkdir(parents=True)
+    target = tmp_path / "attacker-readable"
+    # the temporary name the key used to be written to first, through any link found there
+    (settings.data_dir / f".secret_key.{os.getpid()}").symlink_to(target)
+    key = settings.resolved_secret_key()
+    assert not target.exists()
+    assert (settings.data_dir / "secret_key").read_text() == key
+
+
+def test_a_link_planted_as_the_key_file_is_refused_not_followed(make_settings, tmp_path):
+    settings = make_settings(secret_key=None)
+    settings.data_dir.mkdir(parents=True)
+    target = tmp_path / "attacker-readable"
+    (settings.data_dir / "secret_key").symlink_to(target)
+    with pytest.raises(FileNotFoundError):
+        settings.resolved_secret_key()
+    assert not target.exists()
+
+
+def test_data_dir_is_0700_and_every_file_in_it_0600(make_app, tmp_path, umask_022):
+    data = tmp_path / "data"
+    app = make_app(
+        secret_key=None,
+        database_url=f"sqlite:///{(data / 'backprop.db').as_posix()}",
+        attempt_writer_at_startup=True,
+    )
+    quiz = load_course(SEED_DIR).get(SEED).quiz
+    with TestClient(app) as client:
+        headers = learner(client, "ada")
+        assert client.get(f"/lessons/{SEED}").status_code == 200  # renders into the cache
+        response = client.post(
+            f"/api/lessons/{SEED}/quiz/attempts",
+            json={"answers": answers(quiz, right=3)},
+            headers=headers,
+        )
+        assert response.status_code == 200, response.text
+        while_serving = {p.relative_to(data).as_posix(): mode(p) for p in data.rglob("*")}
+    after = {p.relative_to(data).as_posix(): mode(p) for p in data.rglob("*")}
+    assert mode(data) == 0o700
+    for name in ("secret_key", "backprop.db", "backprop.db-wal", "backprop.db-shm"):
+        assert while_serving[name] == 0o600, name
+    assert any(name.endswith(".json") for name in while_serving)
+    for files in (while_serving, after):
+        loose = {n: oct(m) for n, m in files.items() if m != 0o600 and not (data / n).is_dir()}
+        assert loose == {}
+
+
+def test_the_server_refuses_to_start_with_a_weak_secret_key(tmp_path):
+    env = {**os.environ, **server_env(tmp_path / "data"), "SECRET_KEY": "x"}
+    finished = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", "0"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert finished.returncode != 0
+    assert "SECRET_KEY is 1 character(s) long; it must be at least 32" in finished.stderr
