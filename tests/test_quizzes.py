@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -11,7 +10,6 @@ from fastapi.testclient import TestClient
 
 from app.content import load_course
 from app.quizzes.grading import AnswerError, grade, option_order
-from app.quizzes.schemas import AttemptOut, attempt_json
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = "dl-intro-neural-networks"
@@ -26,13 +24,6 @@ def seed_quiz():
 @pytest.fixture(scope="module")
 def marked_quiz():
     return load_course(FIXTURES).get("gradient-descent").quiz
-
-
-@pytest.fixture(scope="module")
-def fixture_quizzes():
-    """Every quiz of the seed and the fixture course, with its lesson id."""
-    lessons = [*load_course(ROOT / "content").lessons, *load_course(FIXTURES).lessons]
-    return [(lesson.id, lesson.quiz) for lesson in lessons if lesson.quiz]
 
 
 def right_answers(quiz) -> dict[str, str]:
@@ -274,7 +265,8 @@ def test_a_form_post_without_a_valid_csrf_token_is_refused(client):
     token, _ = form_fields(page)
     url = f"/lessons/{SEED}/quiz"
     assert client.post(url, data={}).status_code == 403
-    assert client.post(url, data={"csrf_token": token[:-1] + "0"}).status_code == 403
+    altered = token[:-1] + ("1" if token.endswith("0") else "0")  # never the token itself
+    assert client.post(url, data={"csrf_token": altered}).status_code == 403
     with TestClient(client.app) as stranger:  # another visitor's cookie, this visitor's token
         assert stranger.post(url, data={"csrf_token": token}).status_code == 403
     assert client.post(url, data={"csrf_token": token}).status_code == 200
@@ -286,22 +278,3 @@ def test_a_form_with_an_unknown_question_is_a_422_page(client):
     assert response.status_code == 422
     assert "unknown question id" in response.text
     assert response.headers["content-type"].startswith("text/html")
-
-
-@pytest.mark.parametrize("attempt_id", [None, 7, 2**40])
-@pytest.mark.parametrize("pick", ["right", "wrong", "none", "mixed"])
-def test_the_hand_built_attempt_json_is_what_the_response_model_would_send(
-    fixture_quizzes, pick, attempt_id
-):
-    for lesson_id, quiz in fixture_quizzes:
-        answers = {}
-        for n, question in enumerate(quiz.questions):
-            wrong = next(o for o in question.options if not o.correct)
-            choice = {"right": question.correct_option, "wrong": wrong, "none": None}.get(
-                pick, question.correct_option if n % 2 else wrong
-            )
-            answers[question.id] = choice and choice.id
-        result = grade(quiz, answers, lesson_id=lesson_id, pass_percent=70)
-        model = AttemptOut.of(result, attempt_id=attempt_id)
-        assert json.loads(attempt_json(result, attempt_id)) == model.model_dump(mode="json")
-        assert list(json.loads(attempt_json(result, attempt_id))) == list(AttemptOut.model_fields)
