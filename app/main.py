@@ -15,13 +15,11 @@ from fastapi.staticfiles import StaticFiles
 from .accounts.api import router as accounts_api
 from .accounts.pages import pages as account_pages
 from .accounts.pages import user_context
-from .accounts.writer import AttemptWriter
 from .config import Settings, get_settings
 from .content import load_course, log_problems
 from .content.warmup import MIN_LESSONS, Warmup
 from .db import Database, upgrade
 from .deps import user_of
-from .direct import add_body_schemas
 from .lessons.pages import LessonPages
 from .lessons.routes import api as lessons_api
 from .lessons.routes import pages as lesson_pages
@@ -58,7 +56,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # the schema is brought to Alembic head before serving: a fresh machine needs no extra command
     db = Database.open(settings.resolved_database_url())
     upgrade(db.engine)
-    writer = AttemptWriter(db)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -69,12 +66,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if len(pending) >= MIN_LESSONS:
             warmup = Warmup.start(settings.content_dir, cache_dir, pending)
         app.state.render_warmup = warmup
-        if settings.attempt_writer_at_startup:
-            writer.start()
         yield
         if warmup is not None:
             warmup.stop()
-        writer.close()
         close_pool(app)
         db.close()
 
@@ -91,7 +85,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.templates = make_templates(settings.templates_dir, settings.static_dir)
     app.state.context_processors = [user_context]
     app.state.db = db
-    app.state.attempt_writer = writer
     #: The background render-cache warm-up (app/content/warmup.py), while the app is running.
     app.state.render_warmup = None
     app.state.guest_slots = {}  # lesson id → a guest's slots, rendered on first use
@@ -128,11 +121,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     def openapi() -> dict[str, Any]:
-        """FastAPI's schema (built once, kept by FastAPI), with the direct routes' bodies and the
-        422 body our validation handler really sends; the patch is idempotent."""
+        """FastAPI's schema (built once, kept by FastAPI), with the 422 body our validation
+        handler really sends; the patch is idempotent."""
         schema = FastAPI.openapi(app)
-        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
-        add_body_schemas(schemas)
+        schemas = schema.get("components", {}).get("schemas", {})
         if "HTTPValidationError" in schemas:
             schemas["HTTPValidationError"] = {
                 "title": "HTTPValidationError",
@@ -165,9 +157,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def add_routes(app: FastAPI, *routers: APIRouter) -> None:
     """Add the routers' routes to the app's own table, in order: one flat list to match.
 
-    `include_router` keeps each router as a branch that FastAPI matches anew on every request,
-    about 6 µs per branch passed before the right one; the routes these routers hold are
-    complete already (prefix, tags and responses applied when they were declared).
+    `include_router` keeps each router as a branch that FastAPI matches anew on every request;
+    the routes these routers hold are complete already (prefix, tags and responses applied
+    when they were declared).
     """
     for router in routers:
         app.router.routes.extend(router.routes)
