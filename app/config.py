@@ -37,13 +37,10 @@ class Settings(BaseSettings):
     token_days: int = Field(default=30, ge=1)
     session_days: int = Field(default=14, ge=1)
     #: Upper bound on epochs × training samples × parameters for one /train run, as estimated by
-    #: app.training.runner.estimate_work: about 1e-10 s per unit here, so 1e11 is 10-15 s.
+    #: app.training.runner.estimate_work: a request cannot hold a training process for long.
     train_work_budget: float = Field(default=1.0e11, gt=0)
     train_workers: int = Field(default=0, ge=0, description="0 means one per CPU core")
     train_queue: int = Field(default=2, ge=0)
-    #: Start the quiz-attempt writer process with the server, so the first signed-in submission
-    #: does not wait the ~0.4 s it takes to start; off, it starts on that first submission.
-    attempt_writer_at_startup: bool = True
     log_level: str = Field(
         default="INFO",
         pattern=r"(?i)^(debug|info|warning|error|critical)$",

@@ -91,7 +91,7 @@ class Database:
         if is_sqlite(engine):
             # SQLite has one writer at a time. Threads of this process queue on a lock for it;
             # left to SQLite's busy handler they would sleep in growing steps while it is free.
-            # Other processes (the attempt writer, other workers) still meet this one through
+            # Other processes (other workers, the CLI) still meet this one through
             # the busy handler: with short transactions that stays in the milliseconds.
             info[WRITE_LOCK] = threading.Lock()
         factory = sessionmaker(engine, expire_on_commit=False, autoflush=False, info=info)

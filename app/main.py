@@ -15,13 +15,11 @@ from fastapi.staticfiles import StaticFiles
 from .accounts.api import router as accounts_api
 from .accounts.pages import pages as account_pages
 from .accounts.pages import user_context
-from .accounts.writer import AttemptWriter
 from .config import Settings, get_settings
 from .content import load_course, log_problems
 from .content.cache import render_cache_dir
 from .db import Database, upgrade
 from .deps import user_of
-from .direct import add_body_schemas
 from .lessons.routes import api as lessons_api
 from .lessons.routes import pages as lesson_pages
 from .logs import RequestLog, configure_logging
@@ -58,16 +56,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # the schema is brought to Alembic head before serving: a fresh machine needs no extra command
     db = Database.open(settings.resolved_database_url())
     upgrade(db.engine)
-    writer = AttemptWriter(db)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        """On startup: the attempt writer. On shutdown: stop it and the training processes (if
-        any started), and close the database."""
-        if settings.attempt_writer_at_startup:
-            writer.start()
+        """On shutdown: stop the training processes (if any started) and close the database."""
         yield
-        writer.close()
         close_pool(app)
         db.close()
 
@@ -84,7 +77,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.templates = make_templates(settings.templates_dir, settings.static_dir)
     app.state.context_processors = [user_context]
     app.state.db = db
-    app.state.attempt_writer = writer
     secret = settings.resolved_secret_key()
     app.state.secret = secret
 
@@ -121,11 +113,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     def openapi() -> dict[str, Any]:
-        """FastAPI's schema (built once, kept by FastAPI), with the direct routes' bodies and the
-        422 body our validation handler really sends; the patch is idempotent."""
+        """FastAPI's schema (built once, kept by FastAPI), with the 422 body our validation
+        handler really sends; the patch is idempotent."""
         schema = FastAPI.openapi(app)
-        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
-        add_body_schemas(schemas)
+        schemas = schema.get("components", {}).get("schemas", {})
         if "HTTPValidationError" in schemas:
             schemas["HTTPValidationError"] = {
                 "title": "HTTPValidationError",

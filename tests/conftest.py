@@ -67,8 +67,6 @@ def make_settings(tmp_path: Path, database_url: str) -> Callable[..., Settings]:
             "data_dir": tmp_path / "data",
             "database_url": database_url,
             "secret_key": "test-secret-key-not-for-production",
-            # most test apps never store an attempt: start the writer process only when used
-            "attempt_writer_at_startup": False,
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)
@@ -88,7 +86,6 @@ def make_app(make_settings) -> Iterator[Callable[..., FastAPI]]:
 
     yield factory
     for app in apps:
-        app.state.attempt_writer.close()
         app.state.db.close()
 
 

@@ -15,7 +15,7 @@ class AnswerError(ValueError):
 
 
 class QuestionResult(NamedTuple):
-    """One question's outcome (a named tuple: built several times per request, cheaply)."""
+    """One question's outcome."""
 
     question_id: str
     selected_option_id: str | None

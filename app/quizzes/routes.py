@@ -2,42 +2,51 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse, Response
+import logging
 
-from ..accounts.writer import NoSuchUser, WriterFailed
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Session
+
+from ..accounts.progress import NoSuchUser, record_attempt
 from ..config import Settings
 from ..content import Lesson
-from ..deps import LessonDep, SettingsDep, lesson_or_404, user_of
-from ..direct import DirectRoute, body_openapi, read_json, validated
+from ..deps import LessonDep, OptionalUser, SessionDep, SettingsDep
 from ..lessons.schemas import UNPARSABLE_BODY, ErrorBody
 from ..security import CSRF_FIELD, csrf_ok
 from ..web import render
 from .deps import LearnerDep
 from .grading import AnswerError, Grade
-from .schemas import AttemptIn, AttemptOut, OptionOut, QuestionOut, QuizOut, attempt_json
+from .schemas import AttemptIn, AttemptOut, OptionOut, QuestionOut, QuizOut
 from .service import grade_lesson, pass_percent_for, present, review
+
+log = logging.getLogger("backprop")
 
 api = APIRouter(prefix="/api/lessons", tags=["quizzes"])
 pages = APIRouter(include_in_schema=False)
 
 MAX_FORM_FIELDS = 500
 
-
 UNAUTHORIZED = {401: {"model": ErrorBody, "description": "The bearer token is invalid or expired"}}
+NOT_STORED = "the attempt was not stored; submit again"
 
 
-async def stored(request: Request, user_id: int | None, result: Grade) -> int | None:
-    """Keep a signed-in learner's attempt (answers and progress in one transaction) and return
-    its id once committed; guests' attempts are not stored."""
+def stored(session: Session, user_id: int | None, result: Grade) -> int | None:
+    """The id of a signed-in learner's attempt once committed; None for a guest (not stored)."""
     if user_id is None:
         return None
     try:
-        return await request.app.state.attempt_writer.record(user_id=user_id, grade=result)
+        return record_attempt(session, user_id=user_id, grade=result)
     except NoSuchUser:
         raise HTTPException(401, "not signed in", headers={"WWW-Authenticate": "Bearer"}) from None
-    except WriterFailed as exc:
-        raise HTTPException(503, str(exc)) from None
+    except (DBAPIError, PoolTimeout, TimeoutError):
+        # locked past the timeouts, unreachable, or refusing the rows: record_attempt rolled
+        # the transaction back, so the learner is told so and can simply submit again
+        log.exception("storing a quiz attempt failed")
+        raise HTTPException(503, NOT_STORED) from None
 
 
 NO_QUIZ = {404: {"model": ErrorBody, "description": "No such lesson, or it has no quiz"}}
@@ -81,27 +90,8 @@ async def get_quiz(
     )
 
 
-async def submit_attempt(request: Request, lesson_id: str) -> Response:
-    """Graded for everyone; stored (with `attempt_id`) for a signed-in learner."""
-    # The busiest API route, so a DirectRoute: the body and the user are read by hand
-    # (app/direct.py keeps FastAPI's rules, errors and their order) and the JSON is written
-    # directly, at a fraction of the cost of FastAPI's injection and response model.
-    data = await read_json(request)
-    state = request.app.state
-    lesson = lesson_or_404(state.course, lesson_id)
-    user = await user_of(request)
-    body = validated(AttemptIn, data)
-    require_quiz(lesson)
-    result = grade_or_422(lesson, body.answers, state.settings)
-    attempt_id = await stored(request, user and user.id, result)
-    return Response(attempt_json(result, attempt_id), media_type="application/json")
-
-
-api.add_api_route(
+@api.post(
     "/{lesson_id}/quiz/attempts",
-    submit_attempt,
-    methods=["POST"],
-    route_class_override=DirectRoute,
     response_model=AttemptOut,
     summary="Grade answers to a lesson's quiz",
     responses={
@@ -109,14 +99,29 @@ api.add_api_route(
         **UNPARSABLE_BODY,
         **NO_QUIZ,
         413: {"model": ErrorBody, "description": "Request body too large"},
+        503: {"model": ErrorBody, "description": "The attempt was not stored; submit again"},
     },
-    openapi_extra={**body_openapi(AttemptIn), "security": [{"OAuth2PasswordBearer": []}]},
 )
+def submit_attempt(
+    lesson: LessonDep,
+    body: AttemptIn,
+    user: OptionalUser,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> AttemptOut:
+    """Graded for everyone; stored (with `attempt_id`) for a signed-in learner."""
+    require_quiz(lesson)
+    result = grade_or_422(lesson, body.answers, settings)
+    return AttemptOut.of(result, attempt_id=stored(session, user and user.id, result))
 
 
 @pages.post("/lessons/{lesson_id}/quiz", response_class=HTMLResponse)
 async def submit_form(
-    request: Request, lesson: LessonDep, learner: LearnerDep, settings: SettingsDep
+    request: Request,
+    lesson: LessonDep,
+    learner: LearnerDep,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> HTMLResponse:
     """The no-JavaScript path: a plain form post answered with the review page."""
     require_quiz(lesson)
@@ -135,7 +140,7 @@ async def submit_form(
             raise HTTPException(status_code=422, detail=f"answer to {key!r} must be an option id")
         answers[key] = value
     result = grade_or_422(lesson, answers, settings)
-    attempt_id = await stored(request, learner.user_id, result)
+    attempt_id = await run_in_threadpool(stored, session, learner.user_id, result)
     return render(
         request,
         "quiz_result.html",

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from functools import lru_cache
-
 from pydantic import BaseModel, ConfigDict, Field
 
-from .grading import Grade, QuestionResult
+from .grading import Grade
 
 
 class OptionOut(BaseModel):
@@ -75,36 +72,3 @@ class AttemptOut(BaseModel):
                 for r in grade.results
             ],
         )
-
-
-@lru_cache(maxsize=4096)
-def _result_json(result: QuestionResult) -> str:
-    """One question's result as JSON, kept: a quiz has few distinct results (question × choice)."""
-    return json.dumps(
-        {
-            "question_id": result.question_id,
-            "selected_option_id": result.selected_option_id,
-            "correct_option_id": result.correct_option_id,
-            "correct": result.correct,
-            "explanation": result.explanation_html,
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-
-
-@lru_cache(maxsize=1024)
-def _json_string(value: str) -> str:
-    return json.dumps(value, ensure_ascii=False)
-
-
-def attempt_json(grade: Grade, attempt_id: int | None) -> bytes:
-    """`AttemptOut.of(grade, attempt_id)` as JSON, built without pydantic for the hot route: the
-    same fields in the same order (tests/test_quizzes.py checks it against the model)."""
-    results = ",".join(map(_result_json, grade.results))
-    return (
-        f'{{"lesson_id":{_json_string(grade.lesson_id)},"score":{int(grade.score)},'
-        f'"total":{int(grade.total)},"percent":{float(grade.percent)!r},'
-        f'"passed":{"true" if grade.passed else "false"},'
-        f'"attempt_id":{"null" if attempt_id is None else int(attempt_id)},"results":[{results}]}}'
-    ).encode()
