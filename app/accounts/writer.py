@@ -7,7 +7,9 @@ instead of queueing for the write lock one by one (SQLite has a single writer).
 The writer is a separate process rather than a thread: a thread shares the GIL with the event
 loop, and handing the GIL back and forth around every SQLite call cost the loop more CPU than
 storing the attempts did. The loop collects the attempts that arrive while a batch is being
-written and sends them as the next batch, one message per batch each way over a pipe.
+written and sends them as the next batch, one message per batch each way: batches over a one-way
+Pipe the loop never watches, answers over an `app.channel` socket the loop reads whole without
+blocking (an answer of many failures can be tens of KiB).
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import contextlib
 import logging
 import multiprocessing
 import signal
+import socket
 import time
 from multiprocessing.connection import Connection
 from typing import NamedTuple
 
+from ..channel import Receiver, Sender, channel
 from ..db import Database
 from .progress import AttemptStore, GradeLike, NoSuchUser
 
@@ -71,12 +75,13 @@ def _flat(grade: GradeLike) -> tuple:
     )
 
 
-def _writer_main(conn: Connection, database_url: str) -> None:
+def _writer_main(conn: Connection, answers: socket.socket, database_url: str) -> None:
     """The writer process: store each batch received in one transaction, answer with results."""
     # Ctrl-C and a SIGTERM to the whole process group (systemd, a terminal) go to the server too,
     # which still has requests to finish: it stops us when it closes.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    out = Sender(answers)
     db = Database.open(database_url)
     store = AttemptStore(db)
     try:
@@ -88,7 +93,7 @@ def _writer_main(conn: Connection, database_url: str) -> None:
             if batch is None:
                 return
             try:
-                conn.send(_store(store, [(user_id, _Grade.of(flat)) for user_id, flat in batch]))
+                out.send(_store(store, [(user_id, _Grade.of(flat)) for user_id, flat in batch]))
             except (BrokenPipeError, OSError):  # stored, but the server died before the answer
                 return
     finally:
@@ -131,7 +136,8 @@ class AttemptWriter:
     def __init__(self, db: Database) -> None:
         self.database_url = db.engine.url.render_as_string(hide_password=False)
         self._process: multiprocessing.process.BaseProcess | None = None
-        self._conn: Connection | None = None
+        self._conn: Connection | None = None  # batches to the writer
+        self._answers: Receiver | None = None  # results from it
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: list[tuple[int, GradeLike, asyncio.Future]] = []
         self._in_flight: list[asyncio.Future] | None = None
@@ -169,7 +175,7 @@ class AttemptWriter:
                 self._send()
                 continue
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._conn.poll(remaining):
+            if remaining <= 0 or not self._answers.wait(remaining):  # type: ignore[union-attr]
                 break
             self._receive()
         process = self._process
@@ -182,17 +188,19 @@ class AttemptWriter:
 
     def _spawn(self, loop: asyncio.AbstractEventLoop) -> None:
         ctx = multiprocessing.get_context("spawn")  # no fork of a threaded server
-        self._conn, child = ctx.Pipe()
+        batches, self._conn = ctx.Pipe(duplex=False)
+        self._answers, answers = channel()
         self._process = ctx.Process(
             target=_writer_main,
-            args=(child, self.database_url),
+            args=(batches, answers, self.database_url),
             name="backprop-attempts",
             daemon=True,
         )
         self._process.start()
-        child.close()
+        batches.close()
+        answers.close()
         self._loop = loop
-        loop.add_reader(self._conn.fileno(), self._receive)
+        loop.add_reader(self._answers.fileno(), self._receive)
 
     def _retire(self) -> None:
         """Ask the current writer to exit once its batch is done; fail what still waits on it."""
@@ -216,16 +224,19 @@ class AttemptWriter:
 
     def _receive(self) -> None:
         try:
-            results = self._conn.recv()  # type: ignore[union-attr]
+            answers = self._answers.take()  # type: ignore[union-attr]
         except (EOFError, OSError) as exc:
             self._writer_died(exc)
             return
-        futures, self._in_flight = self._in_flight or [], None
-        for future, result in zip(futures, results, strict=True):
-            if isinstance(result, BaseException):
-                _settle(future, error=result)
-            else:
-                _settle(future, result=result)
+        if not answers:  # only part of the answer has arrived yet
+            return
+        for results in answers:  # one: a batch is sent only once the last one is answered
+            futures, self._in_flight = self._in_flight or [], None
+            for future, result in zip(futures, results, strict=True):
+                if isinstance(result, BaseException):
+                    _settle(future, error=result)
+                else:
+                    _settle(future, result=result)
         self._send()
 
     def _writer_died(self, exc: BaseException) -> None:
@@ -237,14 +248,16 @@ class AttemptWriter:
     def _detach(self) -> None:
         """Stop listening to the current writer and fail every attempt waiting on it: a batch it
         was given may or may not have committed; the attempts not yet sent were not stored."""
-        if self._conn is not None and self._loop is not None and not self._loop.is_closed():
+        if self._answers is not None and self._loop is not None and not self._loop.is_closed():
             with contextlib.suppress(ValueError, OSError):
-                self._loop.remove_reader(self._conn.fileno())
+                self._loop.remove_reader(self._answers.fileno())
         in_flight, pending = self._in_flight or [], [future for _, _, future in self._pending]
         self._in_flight, self._pending = None, []
         if self._conn is not None:
             self._conn.close()
-        self._conn, self._loop = None, None
+        if self._answers is not None:
+            self._answers.close()
+        self._conn, self._answers, self._loop = None, None, None
         for future in in_flight:
             _settle(future, error=WriterFailed(UNKNOWN))
         for future in pending:
