@@ -80,8 +80,7 @@ class Receiver:
             del self._buffer[:end]
 
     def take(self) -> list[Any]:
-        """The messages completed so far, without blocking (EOFError once the sender has closed
-        its end and no complete message is left; a half-written last one is lost with it)."""
+        """The messages completed so far, without blocking (EOFError once the sender is gone)."""
         self._read()
         if not self._messages and self._eof:
             raise EOFError("the sending process closed its end")
@@ -90,10 +89,7 @@ class Receiver:
         return messages
 
     async def recv(self) -> Any:
-        """The next message, awaited without blocking the event loop (EOFError as for take).
-
-        Safe to cancel: the bytes already read stay in the buffer for the next call.
-        """
+        """The next message, awaited without blocking; a cancelled wait keeps what it read."""
         while not self._messages:
             self._read()
             if self._messages:
