@@ -1,10 +1,12 @@
-"""Training off the web process: a small pool of worker processes, each talking over a pipe.
+"""Training off the web process: a small pool of worker processes, each with a channel each way.
 
 NumPy holds the GIL between BLAS calls, so training in threads would stall every page request;
 each run goes to its own process instead. A worker streams `("epoch", row, boundary)` messages
-and then one `("result", body)` back; the web process can send `"stop"` at any time, which the
-worker notices within an epoch. At most `size` runs train at once, `queue` more may wait, and
-the rest are turned away with Busy (the route answers 429).
+and then one `("result", body)` back over an `app.channel` socket, which the event loop reads
+without blocking and without ever taking half a message (a result can be tens of KiB); the web
+process sends the run, and `"stop"` at any time, over a one-way Pipe the loop never watches, and
+the worker notices a stop within an epoch. At most `size` runs train at once, `queue` more may
+wait, and the rest are turned away with Busy (the route answers 429).
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 from collections.abc import AsyncIterator
 from multiprocessing.connection import Connection
 from typing import Any
+
+from ..channel import Sender, channel
 
 log = logging.getLogger("backprop.training")
 
@@ -30,9 +35,10 @@ class WorkerFailed(RuntimeError):
     """A worker died or raised while training."""
 
 
-def _worker_main(conn: Connection) -> None:
+def _worker_main(conn: Connection, results: socket.socket) -> None:
     """A worker process: one BLAS thread, then runs (config, boundary_every) requests forever."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the server, which stops us
+    out = Sender(results)
     from .datasets import load_dataset
     from .runner import train  # it limits BLAS to one thread for each run
 
@@ -58,7 +64,7 @@ def _worker_main(conn: Connection) -> None:
             return stop
 
         def on_epoch(row: dict, boundary: list | None) -> None:
-            conn.send(("epoch", row, boundary))
+            out.send(("epoch", row, boundary))
 
         try:
             result = train(
@@ -66,43 +72,31 @@ def _worker_main(conn: Connection) -> None:
             )
             if shutdown:
                 return
-            conn.send(("result", result))
+            out.send(("result", result))
         except (BrokenPipeError, OSError):
             return
         except Exception as exc:  # report, stay alive for the next run
-            conn.send(("error", f"{type(exc).__name__}: {exc}"))
-
-
-def _set_once(future: asyncio.Future) -> None:
-    if not future.done():
-        future.set_result(None)
+            out.send(("error", f"{type(exc).__name__}: {exc}"))
 
 
 class _Worker:
-    """One worker process and the parent's end of its pipe."""
+    """One worker process, the parent's end of its command pipe, and its messages' receiver."""
 
     def __init__(self) -> None:
         ctx = multiprocessing.get_context("spawn")  # no fork of a threaded server
-        self.conn, child = ctx.Pipe()
+        commands, self.conn = ctx.Pipe(duplex=False)
+        self.messages, results = channel()
         self.process = ctx.Process(
-            target=_worker_main, args=(child,), name="backprop-train", daemon=True
+            target=_worker_main, args=(commands, results), name="backprop-train", daemon=True
         )
         self.process.start()
-        child.close()
+        commands.close()
+        results.close()
 
     async def recv(self) -> tuple:
-        """The next message, awaited without blocking the event loop."""
-        loop = asyncio.get_running_loop()
-        while not self.conn.poll():
-            ready = loop.create_future()
-            fd = self.conn.fileno()
-            loop.add_reader(fd, _set_once, ready)
-            try:
-                await ready
-            finally:
-                loop.remove_reader(fd)
+        """The next whole message, awaited without blocking the event loop."""
         try:
-            return self.conn.recv()
+            return await self.messages.recv()
         except (EOFError, OSError) as exc:
             raise WorkerFailed("the training process exited") from exc
 
@@ -119,6 +113,7 @@ class _Worker:
             self.process.terminate()
             self.process.join(timeout)
         self.conn.close()
+        self.messages.close()
 
 
 class TrainingPool:
