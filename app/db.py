@@ -8,14 +8,13 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
-from .accounts.cache import TokenCache
 from .config import PROJECT_ROOT
 
 log = logging.getLogger("backprop")
@@ -81,8 +80,6 @@ class Database:
 
     engine: Engine
     sessions: sessionmaker[Session]
-    #: bearer token → user for a few seconds (app/accounts/cache.py)
-    token_cache: TokenCache = field(default_factory=lambda: TokenCache())
 
     @classmethod
     def open(cls, url: str) -> Database:

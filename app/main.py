@@ -8,28 +8,30 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from .accounts.api import router as accounts_api
+from .accounts.cache import TokenCache
+from .accounts.deps import user_of
 from .accounts.pages import pages as account_pages
 from .accounts.pages import user_context
 from .config import Settings, get_settings
 from .content import load_course, log_problems
 from .content.cache import render_cache_dir
 from .db import Database, upgrade
-from .deps import user_of
 from .lessons.routes import api as lessons_api
 from .lessons.routes import pages as lesson_pages
 from .logs import RequestLog, configure_logging
 from .quizzes.routes import api as quizzes_api
 from .quizzes.routes import pages as quiz_pages
-from .security import SecurityMiddleware
 from .training.routes import api as training_api
 from .training.routes import close_pool
 from .training.routes import pages as training_pages
-from .web import install_error_handlers, make_templates, render
+from .web.errors import install_error_handlers
+from .web.security import SecurityMiddleware
+from .web.templates import make_templates, render
 
 log = logging.getLogger("backprop")
 
@@ -76,6 +78,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.course = course
     app.state.templates = make_templates(settings.templates_dir, settings.static_dir)
     app.state.context_processors = [user_context]
+    #: awaited before an error page renders: the nav's user is looked up off the event loop
+    app.state.page_hooks = [user_of]
+    #: bearer token → user for a few seconds (app/accounts/cache.py)
+    app.state.token_cache = TokenCache()
     app.state.db = db
     secret = settings.resolved_secret_key()
     app.state.secret = secret
@@ -99,9 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    # Routes match in order: the busiest pages first.
-    add_routes(
-        app,
+    for router in (
         lesson_pages,
         lessons_api,
         quizzes_api,
@@ -110,7 +114,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         training_pages,
         accounts_api,
         account_pages,
-    )
+    ):
+        # The routers' routes are complete when declared (prefix, tags, responses), so they go
+        # straight into the app's own table: `app.routes` lists every route, and FastAPI's
+        # include_router would keep each router as a nested branch matched on every request.
+        app.router.routes.extend(router.routes)
 
     def openapi() -> dict[str, Any]:
         """FastAPI's schema (built once, kept by FastAPI), with the 422 body our validation
@@ -144,17 +152,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return render(request, "docs.html")
 
     return app
-
-
-def add_routes(app: FastAPI, *routers: APIRouter) -> None:
-    """Add the routers' routes to the app's own table, in order: one flat list to match.
-
-    `include_router` keeps each router as a branch that FastAPI matches anew on every request;
-    the routes these routers hold are complete already (prefix, tags and responses applied when
-    they were declared), so one table is all the matching needs.
-    """
-    for router in routers:
-        app.router.routes.extend(router.routes)
 
 
 def __getattr__(name: str) -> Any:

@@ -7,8 +7,8 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from app.accounts import progress as service_progress
 from app.accounts import service
+from app.accounts import stats as service_stats
 from app.db import Database
 from app.quizzes.grading import option_order
 
@@ -301,8 +301,8 @@ def test_course_stats_keep_each_lessons_attempts_apart_and_match_lesson_stats(co
     course = client.app.state.course
     lessons = [course.get("gradient-descent"), course.get(SEED), course.get("regularisation")]
     with client.app.state.db.session() as session:
-        together = service_progress.course_stats(session, lessons=lessons)
-        one_by_one = [service_progress.lesson_stats(session, lesson=lesson) for lesson in lessons]
+        together = service_stats.course_stats(session, lessons=lessons)
+        one_by_one = [service_stats.lesson_stats(session, lesson=lesson) for lesson in lessons]
     assert together == one_by_one
     assert [s["attempts"] for s in together[:2]] == [1, 2]
     assert together[0]["learners"] == 1 and together[1]["passed"] == 1

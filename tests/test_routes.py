@@ -191,6 +191,6 @@ def test_a_returning_visitor_keeps_their_cookie_and_is_not_issued_another(client
     ],
 )
 def test_the_visitor_cookie_is_read_from_any_position_in_the_header(header, expected):
-    from app.security import read_cookie
+    from app.web.security import read_cookie
 
     assert read_cookie({"headers": [(b"cookie", header)]}, "bp_visitor") == expected

@@ -8,7 +8,7 @@ from fastapi import Response
 from fastapi.testclient import TestClient
 from starlette.routing import Route
 
-from app.security import HEADERS
+from app.web.security import HEADERS
 
 from .accounts_util import PASSWORD, SEED, browser_login, learner, register
 

@@ -8,33 +8,24 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from fastapi.security import OAuth2PasswordRequestForm
 
 from ..content.loader import ID_PATTERN
-from ..deps import (
-    SESSION_COOKIE,
-    CourseDep,
-    CurrentUser,
-    InstructorUser,
-    LessonDep,
-    SessionDep,
-    SettingsDep,
-    oauth2_scheme,
-)
-from ..lessons.schemas import UNPARSABLE_BODY
+from ..web.deps import CourseDep, LessonDep, SessionDep, SettingsDep
+from ..web.schemas import INVALID, UNPARSABLE_BODY, ErrorBody
 from . import progress as progress_service
 from . import service
+from . import stats as stats_service
 from .cookies import clear_session_cookie
+from .deps import SESSION_COOKIE, CurrentUser, InstructorUser, oauth2_scheme
 from .schemas import (
     FORBIDDEN,
-    INVALID,
     NOT_FOUND,
     THROTTLED,
     UNAUTHORIZED,
-    AttemptOut,
-    ErrorBody,
     ExportOut,
     LessonStats,
     ProgressEntry,
     ProgressOut,
     RegisterIn,
+    StoredAttemptOut,
     TokenOut,
     UserCreated,
     UserOut,
@@ -117,7 +108,7 @@ def logout(
     response = Response(status_code=204)
     if token:
         service.revoke_token(session, token=token)
-        request.app.state.db.token_cache.discard(token)
+        request.app.state.token_cache.discard(token)
     else:
         service.delete_session(session, token=request.cookies.get(SESSION_COOKIE, ""))
         clear_session_cookie(request, response)
@@ -138,7 +129,7 @@ def me(user: CurrentUser) -> UserOut:
 )
 def delete_me(request: Request, user: CurrentUser, session: SessionDep) -> Response:
     service.delete_user(session, user_id=user.id)
-    request.app.state.db.token_cache.discard_user(user.id)
+    request.app.state.token_cache.discard_user(user.id)
     response = Response(status_code=204)
     clear_session_cookie(request, response)
     return response
@@ -166,7 +157,7 @@ def my_progress(user: CurrentUser, session: SessionDep, course: CourseDep) -> di
 
 @router.get(
     "/me/attempts",
-    response_model=list[AttemptOut],
+    response_model=list[StoredAttemptOut],
     responses={**UNAUTHORIZED, **INVALID},
     summary="My quiz attempts, newest first",
 )
@@ -183,7 +174,7 @@ def my_attempts(
 
 @router.get(
     "/me/attempts/{attempt_id}",
-    response_model=AttemptOut,
+    response_model=StoredAttemptOut,
     responses={**UNAUTHORIZED, **NOT_FOUND, **INVALID},
     summary="One of my quiz attempts",
 )
@@ -227,4 +218,4 @@ def complete_lesson(user: CurrentUser, lesson: LessonDep, session: SessionDep) -
     summary="Attempts, pass rate and distractor analysis for one lesson (instructors)",
 )
 def lesson_stats(user: InstructorUser, lesson: LessonDep, session: SessionDep) -> dict:
-    return progress_service.lesson_stats(session, lesson=lesson)
+    return stats_service.lesson_stats(session, lesson=lesson)

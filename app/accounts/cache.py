@@ -1,4 +1,4 @@
-"""A short-lived in-process cache of bearer token → user, so the hot API path skips the database.
+"""Bearer token → the user's frozen Principal for a few seconds, so the hot API path skips the DB.
 
 Logout and account deletion on this instance drop entries at once; another instance's logout
 takes effect here within `ttl` seconds (5 by default). Expiry is checked on every hit.
@@ -10,22 +10,26 @@ import hashlib
 import threading
 import time
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from ..models import User, utcnow
+from ..models import utcnow
+
+if TYPE_CHECKING:
+    from .deps import Principal
 
 
 class TokenCache:
     def __init__(self, *, ttl: float = 5.0, max_entries: int = 10_000) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
-        self._entries: dict[bytes, tuple[User, datetime, float]] = {}
+        self._entries: dict[bytes, tuple[Principal, datetime, float]] = {}
         self._lock = threading.Lock()
 
     @staticmethod
     def _key(token: str) -> bytes:
         return hashlib.sha256(token.encode()).digest()
 
-    def get(self, token: str) -> User | None:
+    def get(self, token: str) -> Principal | None:
         entry = self._entries.get(self._key(token))
         if entry is None:
             return None
@@ -35,7 +39,7 @@ class TokenCache:
             return None
         return user
 
-    def put(self, token: str, user: User, expires_at: datetime) -> None:
+    def put(self, token: str, user: Principal, expires_at: datetime) -> None:
         with self._lock:
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request, Response
 
-from ..deps import SESSION_COOKIE
+from .deps import SESSION_COOKIE
 
 
 def _flags(request: Request) -> dict:

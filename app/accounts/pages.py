@@ -10,23 +10,16 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ..content import Course, Lesson
-from ..deps import (
-    SESSION_COOKIE,
-    CourseDep,
-    LessonDep,
-    OptionalUser,
-    SessionDep,
-    SettingsDep,
-    resolve_user,
-    user_of,
-)
 from ..models import User
-from ..security import csrf_ok
-from ..web import render
+from ..web.deps import CourseDep, LessonDep, SessionDep, SettingsDep
+from ..web.security import csrf_ok
+from ..web.templates import render
 from . import charts, service
 from . import progress as progress_service
+from . import stats as stats_service
 from .api import client_address
 from .cookies import clear_session_cookie, set_session_cookie
+from .deps import SESSION_COOKIE, OptionalUser, resolve_user, user_of
 
 pages = APIRouter(include_in_schema=False)
 
@@ -39,7 +32,9 @@ def user_context(request: Request) -> dict[str, Any]:
         request.state.user = None
         cookie = request.cookies.get(SESSION_COOKIE)
         if cookie:  # normally looked up already (user_of, off the event loop); else here
-            request.state.user = resolve_user(request.app.state.db, token=None, cookie=cookie)
+            request.state.user = resolve_user(
+                request.app.state.db, request.app.state.token_cache, token=None, cookie=cookie
+            )
     return {"current_user": request.state.user, "accounts_enabled": True}
 
 
@@ -223,7 +218,7 @@ def delete_me_submit(
     if confirm != user.username:
         raise HTTPException(422, "type your username to confirm deleting your account")
     service.delete_user(session, user_id=user.id)
-    request.app.state.db.token_cache.discard_user(user.id)
+    request.app.state.token_cache.discard_user(user.id)
     response = RedirectResponse("/", status_code=303)
     clear_session_cookie(request, response)
     return response
@@ -257,7 +252,7 @@ def instructor_page(
         return login_redirect(request)
     if user.role != "instructor":
         raise HTTPException(403, "this page is for instructors")
-    stats = progress_service.course_stats(
+    stats = stats_service.course_stats(
         session,
         lessons=[lesson for lesson in course.lessons if lesson.quiz and lesson.quiz.questions],
     )

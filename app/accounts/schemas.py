@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
+from ..web.schemas import error
 from .service import PASSWORD_MAX, PASSWORD_MIN, USERNAME_PATTERN
 
 Status = Literal["not_started", "in_progress", "completed"]
@@ -60,7 +61,7 @@ class AnswerOut(BaseModel):
     correct: bool
 
 
-class AttemptOut(BaseModel):
+class StoredAttemptOut(BaseModel):
     id: int
     lesson_id: str
     score: int
@@ -83,7 +84,7 @@ class Validity(BaseModel):
 class ExportOut(BaseModel):
     user: UserOut
     progress: list[ExportProgress]
-    attempts: list[AttemptOut]
+    attempts: list[StoredAttemptOut]
     api_tokens: list[Validity]
     sessions: list[Validity]
     recent_failed_logins: int
@@ -117,27 +118,7 @@ class LessonStats(BaseModel):
     questions: list[QuestionStats]
 
 
-class ErrorBody(BaseModel):
-    detail: str
-
-
-class ValidationErrorItem(BaseModel):
-    loc: list[str | int]
-    msg: str
-    type: str
-
-
-class ValidationErrorBody(BaseModel):
-    detail: str
-    errors: list[ValidationErrorItem]
-
-
-def error(description: str) -> dict:
-    return {"model": ErrorBody, "description": description}
-
-
 UNAUTHORIZED = {401: error("Not signed in, or the token is invalid or expired")}
 FORBIDDEN = {403: error("Signed in, but not an instructor")}
 NOT_FOUND = {404: error("No such lesson or attempt (or it is someone else's)")}
-INVALID = {422: {"model": ValidationErrorBody, "description": "The request is malformed"}}
 THROTTLED = {429: error("Too many failed logins; see Retry-After")}

@@ -8,13 +8,14 @@ from fastapi.responses import HTMLResponse
 
 from ..accounts.pages import course_progress_context, open_lesson
 from ..content import Lesson, TocEntry
-from ..deps import CourseDep, LessonDep, SettingsDep
 from ..quizzes.deps import LearnerDep
 from ..quizzes.service import pass_percent_for, present
 from ..training.query import playground_query
 from ..training.runner import DEFAULTS
-from ..web import render
-from .schemas import ErrorBody, LessonDetail, LessonSummary
+from ..web.deps import CourseDep, LessonDep, SettingsDep
+from ..web.schemas import ErrorBody
+from ..web.templates import render
+from .schemas import LessonDetail, LessonSummary
 
 api = APIRouter(prefix="/api/lessons", tags=["lessons"])
 pages = APIRouter(include_in_schema=False)

@@ -50,13 +50,3 @@ class LessonDetail(LessonSummary):
             html=lesson.html,
             toc=[TocItem(level=t.level, id=t.id, title=t.title) for t in lesson.toc],
         )
-
-
-class ErrorBody(BaseModel):
-    detail: str
-
-
-#: FastAPI answers a JSON body that is not even UTF-8 with 400 (invalid JSON in UTF-8 is a 422).
-UNPARSABLE_BODY: dict[int | str, dict] = {
-    400: {"model": ErrorBody, "description": "The body could not be parsed (not UTF-8 JSON)"}
-}

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
+from ..accounts.deps import user_of
 from ..accounts.progress import attempt_round
-from ..deps import user_of
-
-
-@dataclass(frozen=True, slots=True)
-class Learner:
-    """`key` seeds the option order; `round` changes it between attempts."""
-
-    key: str
-    round: int = 0
-    user_id: int | None = None
+from .service import Learner
 
 
 async def get_learner(request: Request) -> Learner:

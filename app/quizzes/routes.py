@@ -11,13 +11,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
+from ..accounts.deps import OptionalUser
 from ..accounts.progress import NoSuchUser, record_attempt
 from ..config import Settings
 from ..content import Lesson
-from ..deps import LessonDep, OptionalUser, SessionDep, SettingsDep
-from ..lessons.schemas import UNPARSABLE_BODY, ErrorBody
-from ..security import CSRF_FIELD, csrf_ok
-from ..web import render
+from ..web.deps import LessonDep, SessionDep, SettingsDep
+from ..web.schemas import TOO_LARGE, UNPARSABLE_BODY, ErrorBody
+from ..web.security import CSRF_FIELD, csrf_ok
+from ..web.templates import render
 from .deps import LearnerDep
 from .grading import AnswerError, Grade
 from .schemas import AttemptIn, AttemptOut, OptionOut, QuestionOut, QuizOut
@@ -98,7 +99,7 @@ async def get_quiz(
         **UNAUTHORIZED,
         **UNPARSABLE_BODY,
         **NO_QUIZ,
-        413: {"model": ErrorBody, "description": "Request body too large"},
+        **TOO_LARGE,
         503: {"model": ErrorBody, "description": "The attempt was not stored; submit again"},
     },
 )

@@ -6,8 +6,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..content import Lesson, Option, Question, Quiz
-from .deps import Learner
 from .grading import Grade, grade, option_order
+
+
+@dataclass(frozen=True, slots=True)
+class Learner:
+    """Who takes a quiz: `key` seeds the option order; `round` changes it between attempts."""
+
+    key: str
+    round: int = 0
+    user_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

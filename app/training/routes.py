@@ -13,8 +13,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from ..config import Settings
-from ..lessons.schemas import UNPARSABLE_BODY
-from ..web import render
+from ..web.schemas import UNPARSABLE_BODY
+from ..web.templates import render
 from .datasets import DEFAULT_NOISE
 from .pool import Busy, TrainingPool, WorkerFailed
 from .query import parse_playground_query, playground_query

@@ -1,81 +1,21 @@
-"""HTML rendering and error pages shared by every domain's router."""
+"""Error answers for every route: JSON for API clients, a page for people, never a traceback."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from contextlib import suppress
-from pathlib import Path
-from typing import Any
 
-import jinja2
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .deps import user_of
+from .templates import render
 
 log = logging.getLogger("backprop")
 
 #: Paths answered in JSON even for errors; everything else is a page for people.
 JSON_PREFIXES = ("/api/", "/train", "/healthz", "/openapi.json")
-
-
-def asset_version(static_dir: Path) -> str:
-    """A short hash of the static files, appended to their URLs so browsers never run stale JS."""
-    digest = hashlib.sha256()
-    for path in sorted(static_dir.rglob("*")):
-        if path.is_file() and "vendor" not in path.parts:
-            digest.update(path.name.encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:10]
-
-
-def make_templates(templates_dir: Path, static_dir: Path) -> jinja2.Environment:
-    """One Jinja environment per app, autoescaping, compiled templates cached."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(templates_dir),
-        autoescape=jinja2.select_autoescape(["html"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
-        auto_reload=False,
-    )
-    env.globals["asset_version"] = asset_version(static_dir)
-    return env
-
-
-class _CsrfToken:
-    """The request's CSRF token, looked up only if a template prints it: pages without a form
-    then neither read nor issue the visitor cookie."""
-
-    __slots__ = ("request",)
-
-    def __init__(self, request: Request) -> None:
-        self.request = request
-
-    def __html__(self) -> str:
-        return self.request.state.csrf_token
-
-    __str__ = __html__
-
-
-def render_string(request: Request, name: str, context: dict[str, Any] | None = None) -> str:
-    """A template rendered with the request's context (CSRF token, context processors)."""
-    env: jinja2.Environment = request.app.state.templates
-    values = {"request": request, "csrf_token": _CsrfToken(request)}
-    for processor in request.app.state.context_processors:
-        values.update(processor(request))
-    if context:
-        values.update(context)
-    return env.get_template(name).render(values)
-
-
-def render(
-    request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200
-) -> HTMLResponse:
-    """Render a page straight from the environment (cheaper than TemplateResponse)."""
-    return HTMLResponse(render_string(request, name, context), status_code=status_code)
 
 
 def wants_json(request: Request) -> bool:
@@ -121,11 +61,12 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-async def _resolve_user(request: Request) -> None:
-    """Look up the signed-in user off the event loop before an error page renders its nav
-    (the nav's context processor would otherwise query the database on the loop)."""
-    with suppress(StarletteHTTPException):  # a bad token still gets its error page
-        await user_of(request)
+async def _before_page(request: Request) -> None:
+    """Run the app's page hooks (`app.state.page_hooks`: the accounts domain looks the user up
+    off the event loop there, before the nav's context processor asks for it)."""
+    for hook in getattr(request.app.state, "page_hooks", ()):
+        with suppress(StarletteHTTPException):  # a bad token still gets its error page
+            await hook(request)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -137,7 +78,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc.detail, (dict, list)) and wants_json(request):
             return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
         if not wants_json(request):
-            await _resolve_user(request)
+            await _before_page(request)
         return error_page(request, exc.status_code, detail, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
@@ -149,7 +90,7 @@ def install_error_handlers(app: FastAPI) -> None:
             return JSONResponse(
                 {"detail": _validation_message(exc), "errors": errors}, status_code=422
             )
-        await _resolve_user(request)
+        await _before_page(request)
         return error_page(request, 422, _validation_message(exc))
 
     @app.exception_handler(Exception)
