@@ -3,14 +3,20 @@ answered promptly while every training process is busy."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
 
+from app.training.routes import TRAINING_FAILED
 from app.training.runner import train
 
 from .conftest import SEED
@@ -136,3 +142,51 @@ def test_pages_are_answered_promptly_while_every_worker_trains(tmp_path_factory)
             assert slowest < 1.0, f"a page took {slowest:.2f}s while two runs trained"
     finally:
         server.stop()
+
+
+def training_processes(server: LiveServer) -> list[int]:
+    """PIDs of the server's training processes (spawned children running app's worker)."""
+    pid = server.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    found = []
+    for child in map(int, children):
+        with contextlib.suppress(FileNotFoundError):
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(child)
+    return found
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_a_training_process_killed_mid_run_is_a_clear_503_and_the_next_run_works(
+    tmp_path_factory, stream
+):
+    server = start_server(tmp_path_factory, f"killed-{stream}", TRAIN_WORKERS="1")
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            if stream:
+                with httpx.Client(base_url=server.url, timeout=60) as client:
+                    with client.stream("POST", "/train", json=LONG, headers=SSE) as response:
+                        stream_events = events(response)
+                        assert next(stream_events)[0] == "epoch"
+                        (victim,) = training_processes(server)
+                        os.kill(victim, signal.SIGKILL)
+                        rest = list(stream_events)
+                assert rest[-1] == ("error", {"detail": TRAINING_FAILED, "status": 503})
+            else:
+                answer = pool.submit(httpx.post, server.url + "/train", json=LONG, timeout=60)
+                deadline = time.monotonic() + 30
+                while not training_processes(server):  # spawned on the first run
+                    assert time.monotonic() < deadline, "no training process started"
+                    time.sleep(0.05)
+                time.sleep(1.0)  # well into the run
+                (victim,) = training_processes(server)
+                os.kill(victim, signal.SIGKILL)
+                response = answer.result(timeout=60)
+                assert response.status_code == 503
+                assert response.json() == {"detail": TRAINING_FAILED}
+        assert wait_until_accepted(server, deadline=60) < 60
+    finally:
+        server.stop()
+    log = server.log_path.read_text()
+    assert "a training process stopped mid-run" in log
+    assert "Traceback" not in log and "Exception in ASGI application" not in log

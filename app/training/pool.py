@@ -202,8 +202,9 @@ class TrainingPool:
                 yield message
                 if finished:
                     return
-        except WorkerFailed:
+        except WorkerFailed as exc:
             if not finished:
+                log.error("a training process stopped mid-run: %s", exc)
                 finished = True
                 self._release(worker, healthy=False)
             raise

@@ -33,6 +33,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     **UNPARSABLE_BODY,
     422: {"description": "A field out of bounds (named in `detail`), or too much work"},
     429: {"description": "Every training process is busy; retry after `Retry-After` seconds"},
+    503: {"description": "The training process stopped before the run finished; try again"},
 }
 
 
@@ -52,6 +53,11 @@ def close_pool(app: Any) -> None:
     if pool is not None:
         pool.close()
         app.state.training_pool = None
+
+
+TRAINING_FAILED = (
+    "the training process stopped before the run finished; it has been logged, try again"
+)
 
 
 def _busy() -> JSONResponse:
@@ -88,8 +94,9 @@ async def _events(pool: TrainingPool, config: dict[str, Any]) -> AsyncIterator[S
     except Busy:  # lost a race for the last place between the check and the stream's start
         yield ServerSentEvent(data=_dumps({"detail": "busy", "status": 429}), event="error")
     except WorkerFailed:
-        detail = {"detail": "training failed; it has been logged", "status": 500}
-        yield ServerSentEvent(data=_dumps(detail), event="error")
+        yield ServerSentEvent(
+            data=_dumps({"detail": TRAINING_FAILED, "status": 503}), event="error"
+        )
 
 
 @api.post(
@@ -138,6 +145,8 @@ async def train_route(
         return JSONResponse(run.result())
     except Busy:
         return _busy()
+    except WorkerFailed:  # logged by the pool; the run can simply be tried again
+        return JSONResponse({"detail": TRAINING_FAILED}, status_code=503)
 
 
 @pages.get("/playground", response_class=HTMLResponse)
