@@ -17,7 +17,7 @@ from .accounts.service import token_owner, user_for_session
 from .config import Settings
 from .content import Course, Lesson
 from .models import User
-from .security import csrf_ok, raw_header, read_cookie
+from .security import SESSION_COOKIE, csrf_ok, raw_header, read_cookie
 
 
 async def get_settings_dep(request: Request) -> Settings:
@@ -49,7 +49,6 @@ LessonDep = Annotated[Lesson, Depends(get_lesson)]
 
 # --- database and the signed-in user ----------------------------------------------------------
 
-SESSION_COOKIE = "bp_session"
 #: Shown by /docs "Authorize"; auto_error=False so a missing token can fall back to the cookie.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
 
@@ -114,7 +113,7 @@ async def user_of(request: Request) -> User | None:
         # A cookie rides along with any request the browser makes; a header does not: an API
         # write authenticated by the session cookie must also carry the page's CSRF token.
         token_header = request.headers.get(CSRF_HEADER)
-        if not csrf_ok(request.app.state.secret, request.state.visitor, token_header):
+        if not csrf_ok(request.app.state.secret, request.state.csrf_subject, token_header):
             raise HTTPException(
                 status_code=403,
                 detail=f"an API write signed in by cookie needs the {CSRF_HEADER} header "
