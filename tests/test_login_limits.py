@@ -296,3 +296,40 @@ def test_a_trusted_proxy_passes_the_client_address_on(make_app):
     assert blocked.status_code == 429
     allowed = proxy.post("/api/auth/token", data=RIGHT, headers={"X-Forwarded-For": "198.51.100.2"})
     assert allowed.status_code == 200
+
+
+def race(db, count: int, attempt) -> tuple[int, int]:
+    """`count` threads call `attempt(session)` at the same moment: (admitted, throttled)."""
+    start = threading.Barrier(count)
+    outcomes: list[bool] = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        start.wait(30)
+        with db.session() as session:
+            try:
+                attempt(session)
+                ok = True
+            except limits.Throttled:
+                ok = False
+        with lock:
+            outcomes.append(ok)
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return outcomes.count(True), outcomes.count(False)
+
+
+def test_concurrent_login_reservations_never_admit_more_than_the_limit(make_app):
+    """The check and the count are one transaction: many threads at once (no hash between
+    them to spread them out) share PAIR_LIMIT places, on SQLite and on PostgreSQL alike."""
+    reserve = lambda s: limits.reserve_login(s, username_key="ada", address="10.9.0.1")  # noqa: E731
+    assert race(make_app().state.db, 40, reserve) == (limits.PAIR_LIMIT, 40 - limits.PAIR_LIMIT)
+
+
+def test_concurrent_sign_ups_never_pass_register_per_hour(make_app):
+    reserve = lambda s: limits.reserve_sign_up(s, address="10.9.0.2", per_hour=5)  # noqa: E731
+    assert race(make_app().state.db, 30, reserve) == (5, 25)
