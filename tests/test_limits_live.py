@@ -165,7 +165,8 @@ def streaming(
         "POST", "/train", json=config, headers={**SSE, **(headers or {})}
     ) as response:
         assert response.status_code == 200
-        next(name for name, _ in events(response) if name == "epoch")
+        stream = events(response)  # kept: closing it would close the connection too
+        next(name for name, _ in stream if name == "epoch")
         yield response
 
 
