@@ -18,11 +18,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .config import get_settings
     from .logs import configure_logging
 
-    if args.log_level:
-        # through the environment, so that the workers and reloads uvicorn starts (each one
-        # building the app from Settings) log at this level too
-        os.environ["LOG_LEVEL"] = args.log_level
-        get_settings.cache_clear()
+    for option, variable in (
+        ("log_level", "LOG_LEVEL"),
+        ("limit_concurrency", "LIMIT_CONCURRENCY"),
+        ("timeout_keep_alive", "TIMEOUT_KEEP_ALIVE"),
+        ("forwarded_allow_ips", "FORWARDED_ALLOW_IPS"),
+    ):
+        if getattr(args, option) is not None:
+            # through the environment, so that the workers and reloads uvicorn starts (each one
+            # building the app from Settings) see it too
+            os.environ[variable] = str(getattr(args, option))
+            get_settings.cache_clear()
     settings = get_settings()
     # This process's own lines (uvicorn's supervisor, a single worker) in the app's format; the
     # app sets up the same in every worker. uvicorn is told to install no logging config of its
@@ -43,7 +49,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         reload_dirs=reload_dirs,
         reload_includes=["*.py", "*.md", "*.html"] if args.reload else None,
         workers=None if args.reload else args.workers,
-        proxy_headers=True,
+        # X-Forwarded-For and -Proto only from the proxies we were told of (the app resolves
+        # the client address by the same list, whatever uvicorn does: app/web/clients.py)
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
+        # a bound on what one worker takes on (503 beyond), and on idle keep-alive connections;
+        # uvicorn has no timeout for reading a request's headers: see the README's deployment
+        limit_concurrency=settings.limit_concurrency,
+        timeout_keep_alive=settings.timeout_keep_alive,
         log_config=None,
         log_level=settings.log_level.lower(),
     )
@@ -203,6 +216,26 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error", "critical"],
         type=str.lower,
         help="overrides LOG_LEVEL (default INFO)",
+    )
+    serve.add_argument(
+        "--limit-concurrency",
+        type=int,
+        metavar="N",
+        help="connections and tasks a worker takes before answering 503; overrides "
+        "LIMIT_CONCURRENCY (default 1000)",
+    )
+    serve.add_argument(
+        "--timeout-keep-alive",
+        type=int,
+        metavar="SECONDS",
+        help="close idle keep-alive connections after this long; overrides TIMEOUT_KEEP_ALIVE "
+        "(default 5)",
+    )
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        metavar="LIST",
+        help="proxies whose X-Forwarded-For is believed; overrides FORWARDED_ALLOW_IPS "
+        "(default: none)",
     )
     serve.set_defaults(func=cmd_serve)
 

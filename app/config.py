@@ -41,6 +41,27 @@ class Settings(BaseSettings):
     train_work_budget: float = Field(default=1.0e11, gt=0)
     train_workers: int = Field(default=0, ge=0, description="0 means one per CPU core")
     train_queue: int = Field(default=2, ge=0)
+    train_per_client: int = Field(
+        default=1, ge=1, description="Runs one client (account, else visitor and address) may have"
+    )
+    train_per_minute: int = Field(
+        default=20, ge=1, description="Runs one client may start in any minute"
+    )
+    register_per_hour: int = Field(
+        default=10, ge=1, description="Sign-ups one client address may make in any hour"
+    )
+    forwarded_allow_ips: str = Field(
+        default="",
+        description="Proxies whose X-Forwarded-For is believed: comma-separated addresses or "
+        "networks, or *; empty trusts none and the client is the connection's peer",
+    )
+    #: `backprop serve` hands these two to uvicorn (its --limit-concurrency, --timeout-keep-alive)
+    limit_concurrency: int = Field(
+        default=1000, ge=1, description="Connections and tasks one worker takes before a 503"
+    )
+    timeout_keep_alive: int = Field(
+        default=5, ge=1, description="Seconds an idle keep-alive connection stays open"
+    )
     log_level: str = Field(
         default="INFO",
         pattern=r"(?i)^(debug|info|warning|error|critical)$",

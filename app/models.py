@@ -29,6 +29,10 @@ NAMING_CONVENTION = {
 }
 
 
+#: Longer User-Agent headers are stored cut to this length.
+USER_AGENT_MAX = 200
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -93,6 +97,9 @@ class WebSession(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: updated at most every few minutes (app/accounts/service.py LAST_USED_EVERY)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    user_agent: Mapped[str | None] = mapped_column(String(USER_AGENT_MAX))
 
     user: Mapped[User] = relationship(back_populates="sessions")
 
@@ -107,12 +114,15 @@ class ApiToken(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    user_agent: Mapped[str | None] = mapped_column(String(USER_AGENT_MAX))
 
     user: Mapped[User] = relationship(back_populates="tokens")
 
 
 class LoginFailure(Base):
-    """One failed login, counted per username and per client address for throttling."""
+    """One failed login (or one being verified), counted per username and address and per
+    address for throttling (app/accounts/limits.py)."""
 
     __tablename__ = "login_failures"
     __table_args__ = (
@@ -122,6 +132,17 @@ class LoginFailure(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username_key: Mapped[str] = mapped_column(String(256))
+    address: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SignUp(Base):
+    """One registration attempt, counted per client address (REGISTER_PER_HOUR)."""
+
+    __tablename__ = "sign_ups"
+    __table_args__ = (Index("ix_sign_ups_address_created_at", "address", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
     address: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

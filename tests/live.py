@@ -44,13 +44,29 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class LiveServer:
-    """Starts `uvicorn app.main:app` with the given environment; stopped by its own PID."""
+#: The default command: uvicorn itself, with its own defaults (proxy headers on, trusting
+#: 127.0.0.1), as a deployment that runs `uvicorn app.main:app` has them.
+UVICORN = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
+           "--port", "{port}", "--log-level", "warning"]  # fmt: skip
+BACKPROP_SERVE = [sys.executable, "-m", "app.cli", "serve", "--port", "{port}"]
 
-    def __init__(self, env: dict[str, str], *, log_path: Path, port: int | None = None) -> None:
+
+class LiveServer:
+    """Starts `uvicorn app.main:app` (or `command`, "{port}" filled in) with the given
+    environment; stopped by its own PID."""
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        log_path: Path,
+        port: int | None = None,
+        command: list[str] = UVICORN,
+    ) -> None:
         self.env = env
         self.port = port or free_port()
         self.log_path = log_path
+        self.command = [part.replace("{port}", str(self.port)) for part in command]
         self.process: subprocess.Popen | None = None
 
     @property
@@ -61,10 +77,8 @@ class LiveServer:
         env = {**os.environ, **self.env}
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            self.command, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

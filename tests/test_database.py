@@ -17,9 +17,10 @@ from app.db import Database, begin_write, commit, current_revision, downgrade, m
 from app.models import Base
 
 ROOT = Path(__file__).resolve().parent.parent
+HEAD = "0002"
 TABLES = {
     "users", "sessions", "api_tokens", "login_failures", "quiz_attempts", "attempt_answers",
-    "lesson_progress",
+    "lesson_progress", "sign_ups",
 }  # fmt: skip
 
 
@@ -45,12 +46,45 @@ def test_upgrade_on_an_empty_database_leaves_no_autogenerate_diff(engine):
 
 def test_migrations_go_down_to_nothing_and_up_again(engine):
     upgrade(engine)
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == HEAD
     downgrade(engine, "base")
     assert table_names(engine) == set() and current_revision(engine) is None
     upgrade(engine)
-    assert table_names(engine) == TABLES and current_revision(engine) == "0001"
+    assert table_names(engine) == TABLES and current_revision(engine) == HEAD
     upgrade(engine)  # idempotent
+
+
+def test_0002_keeps_the_sessions_there_were_and_reverts_to_0001(engine):
+    upgrade(engine, "0001")
+    created = "2026-11-30 12:00:00"
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO users (id, username, username_key, password_hash, role, created_at) "
+                "VALUES (1, 'ada', 'ada', 'x', 'learner', :t)"
+            ),
+            {"t": created},
+        )
+        for table in ("sessions", "api_tokens"):
+            conn.execute(
+                sa.text(
+                    f"INSERT INTO {table} (token_hash, user_id, created_at, expires_at) "
+                    "VALUES ('h', 1, :t, :t)"
+                ),
+                {"t": created},
+            )
+    upgrade(engine)
+    with engine.connect() as conn:
+        for table in ("sessions", "api_tokens"):
+            row = conn.execute(sa.text(f"SELECT token_hash, last_used_at, user_agent FROM {table}"))
+            assert row.all() == [("h", None, None)]
+    downgrade(engine, "0001")
+    assert current_revision(engine) == "0001" and "sign_ups" not in table_names(engine)
+    columns = {c["name"] for c in sa.inspect(engine).get_columns("sessions")}
+    assert "last_used_at" not in columns and "user_agent" not in columns
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM api_tokens")).scalar() == 1
+    upgrade(engine)
 
 
 def test_every_migration_file_is_dated_and_revertable():
@@ -67,7 +101,7 @@ def test_the_app_upgrades_its_database_at_startup(make_app, database_url):
     make_app()
     engine = make_engine(database_url)
     try:
-        assert current_revision(engine) == "0001"
+        assert current_revision(engine) == HEAD
     finally:
         engine.dispose()
 
@@ -163,7 +197,7 @@ def test_cli_db_upgrade_and_user_create(tmp_path, database_url, make_app):
     env = {"DATA_DIR": str(tmp_path / "cli-data"), "DATABASE_URL": database_url}
     result = run_cli("db", "upgrade", env=env)
     assert result.returncode == 0, result.stderr
-    assert "revision 0001" in result.stdout
+    assert f"revision {HEAD}" in result.stdout
     result = run_cli(
         "user", "create", "prof", "--role", "instructor", "--password-stdin",
         env=env, stdin="a long password\n",

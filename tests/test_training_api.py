@@ -43,7 +43,7 @@ def test_a_small_run_answers_every_documented_field(client):
 
 
 def test_an_empty_body_trains_the_lessons_network_on_digits(client):
-    body = client.post("/train").json()
+    body = client.post("/train", headers={"Content-Type": "application/json"}).json()
     assert body["config"]["layer_sizes"] == [64, 128, 64, 10]
     assert body["config"]["noise"] is None and "decision_boundary" not in body
     assert len(body["history"]) == 30

@@ -34,6 +34,10 @@ def start_server(tmp_path_factory, name: str, **env: str) -> LiveServer:
         **server_env(folder / "data", SEED),
         "SECRET_KEY": "live-secret-key-for-tests-0123456789",
         "TRAIN_WORK_BUDGET": "1e13",
+        # one client starts several runs here, to fill the pool (tests/test_limits_live.py
+        # has the per-client limits)
+        "TRAIN_PER_CLIENT": "8",
+        "TRAIN_PER_MINUTE": "1000",
         **env,
     }
     return LiveServer(values, log_path=folder / "server.log").start()

@@ -6,22 +6,33 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
+from sqlalchemy.orm import Session
 
+from ..config import Settings
 from ..content.loader import ID_PATTERN
+from ..models import User
+from ..web.clients import client_address
 from ..web.deps import CourseDep, LessonDep, SessionDep, SettingsDep
 from ..web.schemas import INVALID, UNPARSABLE_BODY, ErrorBody
+from ..web.security import SESSION_COOKIE
+from . import limits, service
 from . import progress as progress_service
-from . import service
 from . import stats as stats_service
 from .cookies import clear_session_cookie
-from .deps import SESSION_COOKIE, CurrentUser, InstructorUser, oauth2_scheme
+from .deps import CurrentUser, InstructorUser, bearer_token, oauth2_scheme
 from .schemas import (
+    BUSY,
     FORBIDDEN,
     NOT_FOUND,
     THROTTLED,
     UNAUTHORIZED,
+    WRONG_PASSWORD,
+    CredentialOut,
+    Ended,
     ExportOut,
     LessonStats,
+    PasswordChangeIn,
+    PasswordIn,
     ProgressEntry,
     ProgressOut,
     RegisterIn,
@@ -36,12 +47,51 @@ router = APIRouter(prefix="/api", tags=["accounts"])
 MAX_ID = 2**31 - 1  # an INTEGER on PostgreSQL; larger ids cannot exist
 
 
-def client_address(request: Request) -> str:
-    return request.client.host[:64] if request.client else "unknown"
-
-
-def throttled(exc: service.Throttled) -> HTTPException:
+def throttled(exc: limits.Throttled) -> HTTPException:
     return HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after)})
+
+
+def hashing_busy() -> HTTPException:
+    detail = "the server is busy checking passwords; try again in a moment"
+    return HTTPException(503, detail, headers={"Retry-After": str(limits.HashingBusy.retry_after)})
+
+
+def sign_up(session: Session, request: Request, settings: Settings, *, username: str,
+            password: str) -> User:  # fmt: skip
+    """Create a learner, counted against the address's REGISTER_PER_HOUR first (Throttled);
+    UsernameTaken, or HashingBusy (then the sign-up does not count)."""
+    address = client_address(request, settings)
+    reserved = limits.reserve_sign_up(session, address=address, per_hour=settings.register_per_hour)
+    try:
+        return service.create_user(session, username=username, password=password)
+    except limits.HashingBusy:
+        limits.forget_sign_up(session, sign_up_id=reserved)
+        raise
+
+
+def check_password(session: Session, request: Request, settings: Settings, user: User,
+                   password: str) -> None:  # fmt: skip
+    """403 unless `password` is the user's; the check is throttled like a login."""
+    try:
+        service.authenticate(
+            session,
+            username=user.username,
+            password=password,
+            address=client_address(request, settings),
+        )
+    except limits.Throttled as exc:
+        raise throttled(exc) from None
+    except limits.HashingBusy:
+        raise hashing_busy() from None
+    except service.InvalidCredentials:
+        raise HTTPException(403, "that is not your password") from None
+
+
+def current_credential(request: Request) -> str | None:
+    """The digest of the session id or token this request was signed in with."""
+    raw = bearer_token(request) if request.state.auth == "token" else None
+    raw = raw or request.cookies.get(SESSION_COOKIE)
+    return service.token_digest(raw) if raw else None
 
 
 @router.post(
@@ -50,14 +100,22 @@ def throttled(exc: service.Throttled) -> HTTPException:
     response_model=UserCreated,
     responses={
         409: {"model": ErrorBody, "description": "Username taken"},
+        **THROTTLED,
+        **BUSY,
         **INVALID,
         **UNPARSABLE_BODY,
     },
     summary="Create a learner account",
 )
-def register(body: RegisterIn, session: SessionDep) -> UserCreated:
+def register(
+    body: RegisterIn, request: Request, session: SessionDep, settings: SettingsDep
+) -> UserCreated:
     try:
-        user = service.create_user(session, username=body.username, password=body.password)
+        user = sign_up(session, request, settings, username=body.username, password=body.password)
+    except limits.Throttled as exc:
+        raise throttled(exc) from None
+    except limits.HashingBusy:
+        raise hashing_busy() from None
     except service.UsernameTaken:
         raise HTTPException(409, "that username is taken") from None
     return UserCreated(id=user.id, username=user.username)
@@ -66,7 +124,7 @@ def register(body: RegisterIn, session: SessionDep) -> UserCreated:
 @router.post(
     "/auth/token",
     response_model=TokenOut,
-    responses={**UNAUTHORIZED, **THROTTLED, **INVALID},
+    responses={**UNAUTHORIZED, **THROTTLED, **BUSY, **INVALID},
     summary="Exchange a username and password for a bearer token (OAuth2 password flow)",
 )
 def token(
@@ -80,15 +138,22 @@ def token(
             session,
             username=form.username,
             password=form.password,
-            address=client_address(request),
+            address=client_address(request, settings),
         )
-    except service.Throttled as exc:
+    except limits.Throttled as exc:
         raise throttled(exc) from None
+    except limits.HashingBusy:
+        raise hashing_busy() from None
     except service.InvalidCredentials:
         raise HTTPException(
             401, "incorrect username or password", headers={"WWW-Authenticate": "Bearer"}
         ) from None
-    raw, expires_at = service.create_token(session, user_id=user.id, days=settings.token_days)
+    raw, expires_at = service.create_token(
+        session,
+        user_id=user.id,
+        days=settings.token_days,
+        user_agent=request.headers.get("user-agent"),
+    )
     return TokenOut(access_token=raw, expires_at=expires_at)
 
 
@@ -124,15 +189,81 @@ def me(user: CurrentUser) -> UserOut:
     "/me",
     status_code=204,
     response_class=Response,
-    responses=UNAUTHORIZED,
-    summary="Delete my account and everything of mine",
+    responses={**UNAUTHORIZED, **WRONG_PASSWORD, **THROTTLED, **BUSY, **INVALID, **UNPARSABLE_BODY},
+    summary="Delete my account and everything of mine (my password again in the body)",
 )
-def delete_me(request: Request, user: CurrentUser, session: SessionDep) -> Response:
+def delete_me(
+    body: PasswordIn, request: Request, user: CurrentUser, session: SessionDep,
+    settings: SettingsDep,
+) -> Response:  # fmt: skip
+    check_password(session, request, settings, user, body.password)
     service.delete_user(session, user_id=user.id)
     request.app.state.token_cache.discard_user(user.id)
     response = Response(status_code=204)
     clear_session_cookie(request, response)
     return response
+
+
+@router.get(
+    "/me/sessions",
+    response_model=list[CredentialOut],
+    responses=UNAUTHORIZED,
+    summary="My browser sessions and API tokens, newest first",
+)
+def my_sessions(request: Request, user: CurrentUser, session: SessionDep) -> list[dict]:
+    return service.list_credentials(session, user_id=user.id, current=current_credential(request))
+
+
+@router.delete(
+    "/me/sessions",
+    response_model=Ended,
+    responses=UNAUTHORIZED,
+    summary="End all my other sessions and tokens (not the one making this request)",
+)
+def end_other_sessions(request: Request, user: CurrentUser, session: SessionDep) -> Ended:
+    ended = service.revoke_others(session, user_id=user.id, keep=current_credential(request))
+    request.app.state.token_cache.discard_user(user.id)
+    return Ended(ended=ended)
+
+
+@router.delete(
+    "/me/sessions/{credential_id}",
+    status_code=204,
+    response_class=Response,
+    responses={**UNAUTHORIZED, 404: {"model": ErrorBody, "description": "No such session"}},
+    summary="End one of my sessions or tokens (this one too, if named)",
+)
+def end_session(
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    credential_id: Annotated[str, Path(max_length=40)],
+) -> Response:
+    if not service.revoke_credential(session, user_id=user.id, credential_id=credential_id):
+        raise HTTPException(404, f"you have no session or token {credential_id!r}")
+    request.app.state.token_cache.discard_user(user.id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/me/password",
+    response_model=Ended,
+    responses={**UNAUTHORIZED, **WRONG_PASSWORD, **THROTTLED, **BUSY, **INVALID, **UNPARSABLE_BODY},
+    summary="Change my password; every other session and token ends",
+)
+def change_password(
+    body: PasswordChangeIn, request: Request, user: CurrentUser, session: SessionDep,
+    settings: SettingsDep,
+) -> Ended:  # fmt: skip
+    check_password(session, request, settings, user, body.current_password)
+    try:
+        ended = service.change_password(
+            session, user_id=user.id, password=body.new_password, keep=current_credential(request)
+        )
+    except limits.HashingBusy:
+        raise hashing_busy() from None
+    request.app.state.token_cache.discard_user(user.id)
+    return Ended(ended=ended)
 
 
 @router.get(

@@ -12,11 +12,10 @@ from fastapi.security import OAuth2PasswordBearer
 
 from ..db import Database
 from ..models import User
-from ..web.security import csrf_ok, raw_header, read_cookie
+from ..web.security import SESSION_COOKIE, csrf_ok, raw_header, read_cookie
 from .cache import TokenCache
 from .service import token_owner, user_for_session
 
-SESSION_COOKIE = "bp_session"
 CSRF_HEADER = "X-CSRF-Token"
 #: Shown by /docs "Authorize"; auto_error=False so a missing token can fall back to the cookie.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
@@ -87,7 +86,7 @@ async def user_of(request: Request) -> Principal | None:
         # A cookie rides along with any request the browser makes; a header does not: an API
         # write authenticated by the session cookie must also carry the page's CSRF token.
         token_header = request.headers.get(CSRF_HEADER)
-        if not csrf_ok(request.app.state.secret, request.state.visitor, token_header):
+        if not csrf_ok(request.app.state.secret, request.state.csrf_subject, token_header):
             raise HTTPException(
                 status_code=403,
                 detail=f"an API write signed in by cookie needs the {CSRF_HEADER} header "

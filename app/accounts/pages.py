@@ -11,15 +11,16 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ..content import Course, Lesson
 from ..models import User
+from ..web.clients import client_address
 from ..web.deps import CourseDep, LessonDep, SessionDep, SettingsDep
-from ..web.security import csrf_ok
+from ..web.security import SESSION_COOKIE, csrf_ok
 from ..web.templates import render
-from . import charts, service
+from . import charts, limits, service
 from . import progress as progress_service
 from . import stats as stats_service
-from .api import client_address
+from .api import check_password, current_credential, hashing_busy, sign_up
 from .cookies import clear_session_cookie, set_session_cookie
-from .deps import SESSION_COOKIE, OptionalUser, resolve_user, user_of
+from .deps import OptionalUser, resolve_user, user_of
 
 pages = APIRouter(include_in_schema=False)
 
@@ -46,7 +47,7 @@ def safe_next(target: str | None) -> str:
 
 
 def require_csrf(request: Request, token: str) -> None:
-    if not csrf_ok(request.app.state.secret, request.state.visitor, token):
+    if not csrf_ok(request.app.state.secret, request.state.csrf_subject, token):
         raise HTTPException(403, "the form expired or came from another site; reload and retry")
 
 
@@ -114,11 +115,23 @@ def register_submit(
     if problem:
         return render(request, "accounts/register.html", {**context, "error": problem}, 422)
     try:
-        user = service.create_user(session, username=username, password=password)
+        user = sign_up(session, request, settings, username=username, password=password)
+    except limits.Throttled as exc:
+        return _throttled_page(request, "accounts/register.html", context, exc)
+    except limits.HashingBusy:
+        raise hashing_busy() from None
     except service.UsernameTaken:
         error = "That username is taken."
         return render(request, "accounts/register.html", {**context, "error": error}, 409)
     return _signed_in(request, session, user, settings.session_days, safe_next(next))
+
+
+def _throttled_page(request: Request, template: str, context: dict, exc: limits.Throttled):
+    minutes = -(-exc.retry_after // 60)
+    error = f"Too many attempts. Try again in {minutes} minute{'s' if minutes > 1 else ''}."
+    response = render(request, template, {**context, "error": error}, 429)
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 @pages.get("/login", response_class=HTMLResponse)
@@ -140,13 +153,15 @@ def login_submit(
     context = {"next": safe_next(next), "username": username}
     try:
         user = service.authenticate(
-            session, username=username, password=password, address=client_address(request)
+            session,
+            username=username,
+            password=password,
+            address=client_address(request, settings),
         )
-    except service.Throttled as exc:
-        error = f"Too many failed logins. Try again in {exc.retry_after // 60 + 1} minute(s)."
-        response = render(request, "accounts/login.html", {**context, "error": error}, 429)
-        response.headers["Retry-After"] = str(exc.retry_after)
-        return response
+    except limits.Throttled as exc:
+        return _throttled_page(request, "accounts/login.html", context, exc)
+    except limits.HashingBusy:
+        raise hashing_busy() from None
     except service.InvalidCredentials:
         error = "Incorrect username or password."
         return render(request, "accounts/login.html", {**context, "error": error}, 401)
@@ -156,7 +171,13 @@ def login_submit(
 def _signed_in(request: Request, session, user: User, days: int, target: str) -> Response:
     """A fresh session id (any previous one is dropped: no fixation) and a redirect."""
     old = request.cookies.get(SESSION_COOKIE)
-    token = service.create_session(session, user_id=user.id, days=days, replace_token=old)
+    token = service.create_session(
+        session,
+        user_id=user.id,
+        days=days,
+        replace_token=old,
+        user_agent=request.headers.get("user-agent"),
+    )
     response = RedirectResponse(target, status_code=303)
     set_session_cookie(request, response, token, days)
     return response
@@ -200,6 +221,10 @@ def me_page(
             if history
             else None,
             "continue_lesson": progress_service.continue_lesson(course, rows),
+            "credentials": service.list_credentials(
+                session, user_id=user.id, current=current_credential(request)
+            ),
+            "changed": request.query_params.get("changed") == "password",
         },
     )
 
@@ -209,19 +234,65 @@ def delete_me_submit(
     request: Request,
     user: OptionalUser,
     session: SessionDep,
+    settings: SettingsDep,
     csrf_token: Field = "",
     confirm: Field = "",
+    password: Field = "",
 ) -> Response:
     require_csrf(request, csrf_token)
     if user is None:
         return login_redirect(request)
     if confirm != user.username:
         raise HTTPException(422, "type your username to confirm deleting your account")
+    check_password(session, request, settings, user, password[: service.PASSWORD_MAX + 1])
     service.delete_user(session, user_id=user.id)
     request.app.state.token_cache.discard_user(user.id)
     response = RedirectResponse("/", status_code=303)
     clear_session_cookie(request, response)
     return response
+
+
+@pages.post("/me/password")
+def password_submit(
+    request: Request,
+    user: OptionalUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    csrf_token: Field = "",
+    current_password: Field = "",
+    new_password: Field = "",
+) -> Response:
+    require_csrf(request, csrf_token)
+    if user is None:
+        return login_redirect(request)
+    problem = service.password_problem(new_password)
+    if problem:
+        raise HTTPException(422, problem)
+    check_password(session, request, settings, user, current_password[: service.PASSWORD_MAX + 1])
+    try:
+        service.change_password(
+            session, user_id=user.id, password=new_password, keep=current_credential(request)
+        )
+    except limits.HashingBusy:
+        raise hashing_busy() from None
+    request.app.state.token_cache.discard_user(user.id)
+    return RedirectResponse("/me?changed=password#sessions-title", status_code=303)
+
+
+@pages.post("/me/sessions/{credential_id}/end")
+def end_session_submit(
+    request: Request, credential_id: str, user: OptionalUser, session: SessionDep,
+    csrf_token: Field = "",
+) -> Response:  # fmt: skip
+    require_csrf(request, csrf_token)
+    if user is None:
+        return login_redirect(request)
+    if credential_id == "others":
+        service.revoke_others(session, user_id=user.id, keep=current_credential(request))
+    elif not service.revoke_credential(session, user_id=user.id, credential_id=credential_id):
+        raise HTTPException(404, "no such session (it may have ended already)")
+    request.app.state.token_cache.discard_user(user.id)
+    return RedirectResponse("/me#sessions-title", status_code=303)
 
 
 @pages.post("/lessons/{lesson_id}/complete")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ..web.schemas import error
 from .service import PASSWORD_MAX, PASSWORD_MIN, USERNAME_PATTERN
@@ -19,6 +19,42 @@ class RegisterIn(BaseModel):
     )
     username: Annotated[str, StringConstraints(pattern=USERNAME_PATTERN)]
     password: Annotated[str, StringConstraints(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
+
+
+Password = Annotated[str, StringConstraints(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
+
+
+class PasswordIn(BaseModel):
+    """The account's password, asked again before deleting the account."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"password": "correct horse"}]})
+    password: Annotated[str, StringConstraints(max_length=PASSWORD_MAX)]
+
+
+class PasswordChangeIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"current_password": "correct horse", "new_password": "battery staple"}]
+        }
+    )
+    current_password: Annotated[str, StringConstraints(max_length=PASSWORD_MAX)]
+    new_password: Password
+
+
+class Ended(BaseModel):
+    ended: int = Field(description="how many other sessions and tokens were ended")
+
+
+class CredentialOut(BaseModel):
+    """One of my browser sessions or API tokens."""
+
+    id: str = Field(description="`session-<n>` or `token-<n>`: DELETE /api/me/sessions/{id}")
+    kind: Literal["session", "token"]
+    created_at: datetime
+    last_used_at: datetime | None = Field(description="to within a few minutes")
+    expires_at: datetime
+    user_agent: str | None
+    current: bool = Field(description="the one this request was made with")
 
 
 class UserCreated(BaseModel):
@@ -79,6 +115,8 @@ class ExportProgress(ProgressEntry):
 class Validity(BaseModel):
     created_at: datetime
     expires_at: datetime
+    last_used_at: datetime | None
+    user_agent: str | None
 
 
 class ExportOut(BaseModel):
@@ -121,4 +159,6 @@ class LessonStats(BaseModel):
 UNAUTHORIZED = {401: error("Not signed in, or the token is invalid or expired")}
 FORBIDDEN = {403: error("Signed in, but not an instructor")}
 NOT_FOUND = {404: error("No such lesson or attempt (or it is someone else's)")}
-THROTTLED = {429: error("Too many failed logins; see Retry-After")}
+THROTTLED = {429: error("Too many failed logins (or sign-ups); see Retry-After")}
+BUSY = {503: error("Every password-hashing slot is busy; see Retry-After")}
+WRONG_PASSWORD = {403: error("The password given is not the account's")}

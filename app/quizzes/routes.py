@@ -127,7 +127,7 @@ async def submit_form(
     """The no-JavaScript path: a plain form post answered with the review page."""
     require_quiz(lesson)
     form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
-    if not csrf_ok(request.app.state.secret, request.state.visitor, form.get(CSRF_FIELD)):
+    if not csrf_ok(request.app.state.secret, request.state.csrf_subject, form.get(CSRF_FIELD)):
         raise HTTPException(
             status_code=403,
             detail="This form has expired or did not come from this site. Reload the lesson "

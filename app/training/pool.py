@@ -18,13 +18,17 @@ import multiprocessing
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
 from ..channel import Sender, channel
 
 log = logging.getLogger("backprop.training")
+
+
+#: Called once when an admitted run gives its place back.
+Release = Callable[[], None] | None
 
 
 class Busy(Exception):
@@ -146,7 +150,7 @@ class TrainingPool:
         self._all.discard(worker)
         worker.close(timeout=0.5)
 
-    def _release(self, worker: _Worker | None, healthy: bool) -> None:
+    def _release(self, worker: _Worker | None, healthy: bool, on_release: Release = None) -> None:
         if worker is not None:
             if healthy:
                 self._idle.append(worker)
@@ -154,8 +158,10 @@ class TrainingPool:
                 self._discard(worker)
         self._slots.release()
         self._admitted -= 1
+        if on_release is not None:
+            on_release()
 
-    async def _stop_and_release(self, worker: _Worker) -> None:
+    async def _stop_and_release(self, worker: _Worker, on_release: Release = None) -> None:
         """Stop a run nobody is waiting for; the slot frees once its worker is idle again."""
         healthy = False
         try:
@@ -168,13 +174,16 @@ class TrainingPool:
         except (Exception, asyncio.CancelledError):
             healthy = False
         finally:
-            self._release(worker, healthy)
+            self._release(worker, healthy, on_release)
 
-    async def stream(self, config: dict[str, Any], boundary_every: int = 0) -> AsyncIterator[tuple]:
+    async def stream(
+        self, config: dict[str, Any], boundary_every: int = 0, on_release: Release = None
+    ) -> AsyncIterator[tuple]:
         """Run one training: yields ("epoch", row, boundary)... then ("result", body).
 
         Raises Busy at once when there is no room. Closing or cancelling the iterator early
-        stops the run in its worker within an epoch.
+        stops the run in its worker within an epoch. Once admitted, the run calls `on_release`
+        when it gives its place back: when its worker is free again, not when the caller left.
         """
         if not self.has_room():
             raise Busy()
@@ -183,6 +192,8 @@ class TrainingPool:
             await self._slots.acquire()
         except BaseException:
             self._admitted -= 1
+            if on_release is not None:
+                on_release()
             raise
         worker: _Worker | None = None
         finished = False
@@ -194,11 +205,11 @@ class TrainingPool:
                 if message[0] == "error":
                     log.error("training failed in a worker: %s", message[1])
                     finished = True
-                    self._release(worker, healthy=True)
+                    self._release(worker, True, on_release)
                     raise WorkerFailed(message[1])
                 if message[0] == "result":
                     finished = True
-                    self._release(worker, healthy=True)
+                    self._release(worker, True, on_release)
                 yield message
                 if finished:
                     return
@@ -206,20 +217,21 @@ class TrainingPool:
             if not finished:
                 log.error("a training process stopped mid-run: %s", exc)
                 finished = True
-                self._release(worker, healthy=False)
+                self._release(worker, False, on_release)
             raise
         finally:
             if not finished:
                 if worker is None:
-                    self._release(None, healthy=False)
+                    self._release(None, False, on_release)
                 else:
-                    task = asyncio.get_running_loop().create_task(self._stop_and_release(worker))
+                    stopping = self._stop_and_release(worker, on_release)
+                    task = asyncio.get_running_loop().create_task(stopping)
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
 
-    async def run(self, config: dict[str, Any]) -> dict[str, Any]:
+    async def run(self, config: dict[str, Any], on_release: Release = None) -> dict[str, Any]:
         """Run one training to the end and return its result body (Busy when there is no room)."""
-        async with contextlib.aclosing(self.stream(config)) as messages:
+        async with contextlib.aclosing(self.stream(config, on_release=on_release)) as messages:
             async for message in messages:
                 if message[0] == "result":
                     return message[1]

@@ -8,16 +8,21 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.types import Receive, Scope, Send
 
+from ..accounts.deps import user_of
 from ..config import Settings
+from ..web.clients import client_address
 from ..web.schemas import UNPARSABLE_BODY
+from ..web.security import VISITOR_COOKIE, read_cookie, visitor_id
 from ..web.templates import render
 from .datasets import DEFAULT_NOISE
 from .pool import Busy, TrainingPool, WorkerFailed
 from .query import parse_playground_query, playground_query
+from .quota import QuotaExceeded, Ticket, TrainingQuota
 from .runner import estimate_work, full_config
 from .schemas import TrainRequest, TrainResult
 
@@ -31,8 +36,12 @@ BOUNDARY_FRAMES = 40
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     **UNPARSABLE_BODY,
+    415: {"description": "The body is not `application/json`"},
     422: {"description": "A field out of bounds (named in `detail`), or too much work"},
-    429: {"description": "Every training process is busy; retry after `Retry-After` seconds"},
+    429: {
+        "description": "This client is at TRAIN_PER_CLIENT or TRAIN_PER_MINUTE, or every "
+        "training process is busy (`detail` says which); retry after `Retry-After` seconds"
+    },
     503: {"description": "The training process stopped before the run finished; try again"},
 }
 
@@ -45,6 +54,50 @@ def get_pool(request: Request) -> TrainingPool:
         pool = TrainingPool(settings.train_workers, settings.train_queue)
         request.app.state.training_pool = pool
     return pool
+
+
+def get_quota(request: Request) -> TrainingQuota:
+    """The app's per-client quotas, created with the first training request."""
+    quota = getattr(request.app.state, "training_quota", None)
+    if quota is None:
+        settings: Settings = request.app.state.settings
+        quota = TrainingQuota(settings.train_per_client, settings.train_per_minute)
+        request.app.state.training_quota = quota
+    return quota
+
+
+async def client_keys(request: Request, settings: Settings) -> list[str]:
+    """Who is training: the account, or a guest's address and (if any) visitor cookie."""
+    user = await user_of(request)
+    if user is not None:
+        return [f"user:{user.id}"]
+    keys = [f"address:{client_address(request, settings)}"]
+    # read, not issued: a client without the cookie is counted by its address alone
+    visitor = visitor_id(request.app.state.secret, read_cookie(request.scope, VISITOR_COOKIE))
+    return keys + [f"visitor:{visitor}"] if visitor else keys
+
+
+async def require_json(request: Request) -> None:
+    """415 unless the body is declared JSON. A form, text/plain or a body with no type is what
+    another site can make a visitor's browser send without asking us first (no preflight)."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise HTTPException(415, "send the run as JSON, with Content-Type: application/json")
+
+
+class _Stream(EventSourceResponse):
+    """The SSE response, which gives the client's quota back if the stream never started."""
+
+    def __init__(self, *args: Any, ticket: Ticket, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ticket = ticket
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if not self.ticket.handed_over:
+                self.ticket.release()
 
 
 def close_pool(app: Any) -> None:
@@ -68,6 +121,12 @@ def _busy() -> JSONResponse:
     )
 
 
+def _over_quota(exc: QuotaExceeded) -> JSONResponse:
+    return JSONResponse(
+        {"detail": exc.detail}, status_code=429, headers={"Retry-After": str(exc.retry_after)}
+    )
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, allow_nan=False, separators=(",", ":"))
 
@@ -78,10 +137,15 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-async def _events(pool: TrainingPool, config: dict[str, Any]) -> AsyncIterator[ServerSentEvent]:
+async def _events(
+    pool: TrainingPool, config: dict[str, Any], ticket: Ticket
+) -> AsyncIterator[ServerSentEvent]:
     every = max(1, config["epochs"] // BOUNDARY_FRAMES)
+    # From here the pool gives the quota back (no await before it has admitted the run).
+    ticket.handed_over = True
+    stream = pool.stream(config, boundary_every=every, on_release=ticket.release)
     try:
-        async with contextlib.aclosing(pool.stream(config, boundary_every=every)) as messages:
+        async with contextlib.aclosing(stream) as messages:
             async for kind, *payload in messages:
                 if kind == "epoch":
                     row, boundary = payload
@@ -92,6 +156,7 @@ async def _events(pool: TrainingPool, config: dict[str, Any]) -> AsyncIterator[S
                 else:
                     yield ServerSentEvent(data=_dumps(payload[0]), event="result")
     except Busy:  # lost a race for the last place between the check and the stream's start
+        ticket.cancel()
         yield ServerSentEvent(data=_dumps({"detail": "busy", "status": 429}), event="error")
     except WorkerFailed:
         yield ServerSentEvent(
@@ -99,10 +164,17 @@ async def _events(pool: TrainingPool, config: dict[str, Any]) -> AsyncIterator[S
         )
 
 
+async def _run(pool: TrainingPool, config: dict[str, Any], ticket: Ticket) -> dict[str, Any]:
+    # From here the pool gives the quota back (no await before it has admitted the run).
+    ticket.handed_over = True
+    return await pool.run(config, on_release=ticket.release)
+
+
 @api.post(
     "/train",
     response_model=TrainResult,
     responses=ERRORS,
+    dependencies=[Depends(require_json)],
     summary="Train the lesson's network (JSON, or SSE with Accept: text/event-stream)",
 )
 async def train_route(
@@ -123,15 +195,23 @@ async def train_route(
             },
             status_code=422,
         )
+    try:
+        ticket = get_quota(request).admit(await client_keys(request, settings))
+    except QuotaExceeded as exc:
+        return _over_quota(exc)
     pool = get_pool(request)
     if not pool.has_room():
+        ticket.cancel()
         return _busy()
     if "text/event-stream" in request.headers.get("accept", ""):
-        return EventSourceResponse(
-            _events(pool, config), ping=15, headers={"Cache-Control": "no-store"}
+        return _Stream(
+            _events(pool, config, ticket),
+            ping=15,
+            headers={"Cache-Control": "no-store"},
+            ticket=ticket,
         )
 
-    run = asyncio.ensure_future(pool.run(config))
+    run = asyncio.ensure_future(_run(pool, config, ticket))
     gone = asyncio.ensure_future(_disconnected(request))
     try:
         await asyncio.wait({run, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -139,11 +219,14 @@ async def train_route(
         gone.cancel()
         if not run.done():
             run.cancel()  # the client left: stop its training
+        if not ticket.handed_over:  # cancelled before it ever started
+            ticket.release()
     if not run.done() or run.cancelled():  # cancel() only asks; the task may not have ended yet
         return Response(status_code=499)
     try:
         return JSONResponse(run.result())
     except Busy:
+        ticket.cancel()
         return _busy()
     except WorkerFailed:  # logged by the pool; the run can simply be tried again
         return JSONResponse({"detail": TRAINING_FAILED}, status_code=503)

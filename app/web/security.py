@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .hashing import keyed_hasher
 
 VISITOR_COOKIE = "bp_visitor"
+SESSION_COOKIE = "bp_session"
 CSRF_FIELD = "csrf_token"
 
 CSP = (
@@ -99,17 +100,18 @@ def visitor_id(secret: str, cookie: str | None) -> str | None:
     return value
 
 
-def csrf_token_for(secret: str, visitor: str) -> str:
-    """The CSRF token bound to a visitor cookie: a page's forms carry it, the cookie proves it."""
-    return sign(secret, visitor, "csrf")
+def csrf_token_for(secret: str, subject: str) -> str:
+    """The CSRF token bound to a cookie (see VisitorState's csrf_subject): a page's forms carry
+    it, the cookie proves it."""
+    return sign(secret, subject, "csrf")
 
 
-def csrf_ok(secret: str, visitor: str | None, token: object) -> bool:
-    """True when the submitted token matches the one derived from the visitor cookie."""
+def csrf_ok(secret: str, subject: str | None, token: object) -> bool:
+    """True when the submitted token matches the one derived from the request's cookie."""
     return (
-        visitor is not None
+        subject is not None
         and isinstance(token, str)
-        and same_text(token, csrf_token_for(secret, visitor))
+        and same_text(token, csrf_token_for(secret, subject))
     )
 
 
@@ -134,8 +136,15 @@ class VisitorState(dict):
                 self.new_cookie = f"{visitor}.{sign(self.secret, visitor, 'visitor')}"
             self[key] = visitor
             return visitor
+        if key == "csrf_subject":
+            # Signed in, a form is bound to the session: logging out, or ending the session
+            # from /me, voids its tokens. A guest's are bound to the year-long visitor cookie.
+            session = read_cookie(self.scope, SESSION_COOKIE)
+            subject = f"session:{session}" if session else self["visitor"]
+            self[key] = subject
+            return subject
         if key == "csrf_token":
-            token = csrf_token_for(self.secret, self["visitor"])
+            token = csrf_token_for(self.secret, self["csrf_subject"])
             self[key] = token
             return token
         raise KeyError(key)

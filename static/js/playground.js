@@ -298,18 +298,27 @@
     stopButton.disabled = false;
     setStatus("Starting…");
     try {
-      const response = await fetch("/train", {
-        method: "POST",
-        headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
-        body: JSON.stringify(body),
-        signal: mine.signal,
-      });
+      let response;
+      // A run just stopped holds this visitor's place until its process is free again (within
+      // an epoch): a short Retry-After is waited out, a few times, before giving up.
+      for (let tries = 0; ; tries++) {
+        response = await fetch("/train", {
+          method: "POST",
+          headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+          body: JSON.stringify(body),
+          signal: mine.signal,
+        });
+        const wait = Number(response.headers.get("Retry-After"));
+        if (response.status !== 429 || tries >= 5 || !(wait > 0 && wait <= 2)) break;
+        setStatus("Waiting for your previous run to stop…");
+        await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+        mine.signal.throwIfAborted();
+      }
       if (!response.ok) {
         let detail = `The server answered ${response.status}.`;
         try {
           detail = (await response.json()).detail || detail;
         } catch (_) { /* not JSON */ }
-        if (response.status === 429) detail = "Every training process is busy; try again in a few seconds.";
         setStatus(detail, true);
         return;
       }
