@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .config import PROJECT_ROOT
+from .resources import PACKAGE_DIR
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -31,7 +31,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     reload_dirs = None
     if args.reload:
         reload_dirs = [
-            str(PROJECT_ROOT / "app"),
+            str(PACKAGE_DIR),
             str(settings.templates_dir),
             str(settings.content_dir.resolve()),
         ]

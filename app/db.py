@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from .accounts.cache import TokenCache
-from .config import PROJECT_ROOT
+from .resources import migrations_dir
 
 log = logging.getLogger("backprop")
 
@@ -147,16 +147,16 @@ def commit(session: Session) -> None:
 
 # --- migrations -------------------------------------------------------------------------------
 
-ALEMBIC_DIR = PROJECT_ROOT / "alembic"
-ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
-
 
 def alembic_config(url: str | None = None):
-    """An Alembic Config that works from any working directory."""
+    """An Alembic Config on the package's migrations, from any working directory.
+
+    No alembic.ini: a wheel has none, and its logging section is for the `alembic` command.
+    """
     from alembic.config import Config
 
-    cfg = Config(str(ALEMBIC_INI)) if ALEMBIC_INI.exists() else Config()
-    cfg.set_main_option("script_location", str(ALEMBIC_DIR))
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
     if url:
         cfg.attributes["url"] = url
     return cfg
