@@ -8,6 +8,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,7 +103,11 @@ class Database:
             info[WRITE_LOCK] = threading.Lock()
         factory = sessionmaker(engine, expire_on_commit=False, autoflush=False, info=info)
         event.listen(factory, "after_transaction_end", _release_write_lock)
-        return cls(engine, factory, in_use=in_use)
+        db = cls(engine, factory, in_use=in_use)
+        if in_use is not None:
+            # one dropped without close() (create_app failing after this) still lets go of it
+            weakref.finalize(db, in_use.close)
+        return db
 
     def session(self) -> Session:
         return self.sessions()
