@@ -268,12 +268,12 @@ def test_failures_older_than_the_window_do_not_count(client):
 
 
 def test_export_has_all_of_my_data_and_nothing_secret(client):
-    from .accounts_util import SEED, answers
+    from .accounts_util import SEED, answers, ids_of
 
     headers = learner(client, "ada")
     quiz = client.app.state.course.get(SEED).quiz
-    client.post(f"/api/lessons/{SEED}/quiz/attempts", json={"answers": answers(quiz, right=5)},
-                headers=headers)  # fmt: skip
+    chosen = answers(quiz, right=5, ids=ids_of(client, quiz, headers=headers))
+    client.post(f"/api/lessons/{SEED}/quiz/attempts", json={"answers": chosen}, headers=headers)
     data = client.get("/api/me/export", headers=headers).json()
     assert data["user"]["username"] == "ada"
     assert len(data["attempts"]) == 1 and len(data["attempts"][0]["answers"]) == 5
@@ -284,13 +284,13 @@ def test_export_has_all_of_my_data_and_nothing_secret(client):
 
 
 def test_delete_me_removes_everything_of_mine_and_nothing_else(client):
-    from .accounts_util import SEED, answers
+    from .accounts_util import SEED, answers, ids_of
 
     quiz = client.app.state.course.get(SEED).quiz
     ada, bob = learner(client, "ada"), learner(client, "bob")
     for headers in (ada, bob):
-        client.post(f"/api/lessons/{SEED}/quiz/attempts", json={"answers": answers(quiz, right=2)},
-                    headers=headers)  # fmt: skip
+        chosen = answers(quiz, right=2, ids=ids_of(client, quiz, headers=headers))
+        client.post(f"/api/lessons/{SEED}/quiz/attempts", json={"answers": chosen}, headers=headers)
     assert client.delete("/api/me", headers=ada).status_code == 204
     assert client.get("/api/me", headers=ada).status_code == 401
     with client.app.state.db.engine.connect() as conn:

@@ -19,7 +19,7 @@ from app.models import Base
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = {
     "users", "sessions", "api_tokens", "login_failures", "quiz_attempts", "attempt_answers",
-    "lesson_progress",
+    "lesson_progress", "guest_attempts",
 }  # fmt: skip
 
 
@@ -45,11 +45,11 @@ def test_upgrade_on_an_empty_database_leaves_no_autogenerate_diff(engine):
 
 def test_migrations_go_down_to_nothing_and_up_again(engine):
     upgrade(engine)
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == "0002"
     downgrade(engine, "base")
     assert table_names(engine) == set() and current_revision(engine) is None
     upgrade(engine)
-    assert table_names(engine) == TABLES and current_revision(engine) == "0001"
+    assert table_names(engine) == TABLES and current_revision(engine) == "0002"
     upgrade(engine)  # idempotent
 
 
@@ -67,7 +67,7 @@ def test_the_app_upgrades_its_database_at_startup(make_app, database_url):
     make_app()
     engine = make_engine(database_url)
     try:
-        assert current_revision(engine) == "0001"
+        assert current_revision(engine) == "0002"
     finally:
         engine.dispose()
 
@@ -163,7 +163,7 @@ def test_cli_db_upgrade_and_user_create(tmp_path, database_url, make_app):
     env = {"DATA_DIR": str(tmp_path / "cli-data"), "DATABASE_URL": database_url}
     result = run_cli("db", "upgrade", env=env)
     assert result.returncode == 0, result.stderr
-    assert "revision 0001" in result.stdout
+    assert "revision 0002" in result.stdout
     result = run_cli(
         "user", "create", "prof", "--role", "instructor", "--password-stdin",
         env=env, stdin="a long password\n",
