@@ -329,3 +329,23 @@ def test_a_form_with_an_unknown_question_is_a_422_page(client):
     assert response.status_code == 422
     assert "unknown question id" in response.text
     assert response.headers["content-type"].startswith("text/html")
+
+
+def test_the_answer_key_a_guest_is_shown_does_not_pass_a_learners_first_stored_attempt(make_app):
+    app = make_app()
+    url = f"/api/lessons/{SEED}/quiz/attempts"
+    with TestClient(app) as guest:
+        key = guest.post(url, json={"answers": {}}).json()["results"]
+    copied = {r["question_id"]: r["correct_option_id"] for r in key}
+    with TestClient(app) as account:
+        username, password = "mallory", "correct horse battery"
+        account.post("/api/auth/register", json={"username": username, "password": password})
+        token = account.post(
+            "/api/auth/token", data={"username": username, "password": password}
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        attempt = account.post(url, json={"answers": copied}, headers=headers)
+        assert attempt.status_code == 422
+        assert "unknown option id" in attempt.json()["detail"]
+        progress = account.get("/api/me/progress", headers=headers).json()["lessons"]
+        assert progress[0]["status"] == "not_started"

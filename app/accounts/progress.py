@@ -265,6 +265,32 @@ def continue_lesson(course: Course, rows: dict[str, LessonProgress]) -> Lesson |
     return next((lesson for lesson in course.lessons if lesson.id not in rows), None)
 
 
+def hidden_answer_lessons(session: Session, *, user_id: int, course: Course) -> frozenset[str]:
+    """The lessons whose right answers this learner is not shown (reviewAnswers never, or
+    after-pass before they passed): their stored attempts are listed without them."""
+    policy = {
+        lesson.id: lesson.quiz.review_answers
+        for lesson in course.lessons
+        if lesson.quiz is not None and lesson.quiz.review_answers != "always"
+    }
+    if not policy:
+        return frozenset()
+    passed = set(
+        session.scalars(
+            select(LessonProgress.lesson_id).where(
+                LessonProgress.user_id == user_id,
+                LessonProgress.status == "completed",
+                LessonProgress.lesson_id.in_(policy),
+            )
+        )
+    )
+    return frozenset(
+        lesson_id
+        for lesson_id, review in policy.items()
+        if review == "never" or lesson_id not in passed
+    )
+
+
 def list_attempts(
     session: Session, *, user_id: int, lesson_id: str | None = None, limit: int = 500
 ) -> Sequence[QuizAttempt]:

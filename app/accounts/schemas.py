@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
 
 from ..web.schemas import error
 from .service import PASSWORD_MAX, PASSWORD_MIN, USERNAME_PATTERN
@@ -55,9 +55,20 @@ class ProgressOut(BaseModel):
 
 
 class AnswerOut(BaseModel):
+    """A stored answer, in the content's own ids (not the ones a learner's quiz shows)."""
+
     question_id: str
-    selected_option_id: str | None
-    correct_option_id: str
+    type: Literal["single", "multiple", "numeric", "ordering"]
+    answer: JsonValue = Field(
+        description="An option id, a list of option ids, {text, value}, or the item ids in the "
+        "learner's order; null if unanswered"
+    )
+    correct_answer: JsonValue = Field(
+        description="What was right: an option id, a list of them, {value, tolerance}, or the "
+        "item ids in order; null while the lesson does not show its answers"
+    )
+    selected_option_id: str | None = Field(description="Single choice: as `answer`")
+    correct_option_id: str | None = Field(description="Single choice: as `correct_answer`")
     correct: bool
 
 

@@ -141,7 +141,8 @@ class LessonRuns:
             except Busy:
                 await asyncio.sleep(0.25)
                 continue
-            except WorkerFailed:
+            except (WorkerFailed, OSError) as exc:  # a worker died, or none could start
+                log.error("the run of a predict-then-run question failed: %s", exc)
                 return UNAVAILABLE
             run = {field: result[field] for field in RUN_FIELDS}
             run["history"] = [
