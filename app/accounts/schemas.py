@@ -105,17 +105,36 @@ class OptionStats(BaseModel):
     option_id: str
     html: str
     correct: bool
-    chosen: int
+    chosen: int = Field(description="Answers that chose it (a multiple select's, every one)")
+
+
+class WrongValue(BaseModel):
+    answer: str = Field(description="A wrong number as read, or the text when not a number")
+    count: int
+
+
+class ItemStats(BaseModel):
+    item_id: str
+    html: str
+    right_position: int
+    placed_correctly: int
+    placed_share: float | None = Field(description="Share of answered orders with it in place")
 
 
 class QuestionStats(BaseModel):
     question_id: str
+    type: Literal["single", "multiple", "numeric", "ordering"]
     prompt_html: str
     answered: int
     unanswered: int
     correct: int
     correct_share: float | None
-    options: list[OptionStats]
+    first_attempts: int = Field(description="Learners' first attempts that reached it")
+    first_correct: int
+    first_correct_share: float | None
+    options: list[OptionStats] = Field(description="Single choice and multiple select")
+    common_wrong: list[WrongValue] = Field(description="Numeric: the five most common wrong")
+    items: list[ItemStats] = Field(description="Ordering: each item, in the right order")
 
 
 class LessonStats(BaseModel):
@@ -126,6 +145,9 @@ class LessonStats(BaseModel):
     passed: int
     pass_rate: float | None
     average_percent: float | None
+    first_attempts: int
+    first_passed: int
+    first_pass_rate: float | None
     questions: list[QuestionStats]
 
 
