@@ -206,11 +206,10 @@ class LessonProgress(Base):
 
 
 class GuestAttempts(Base):
-    """How often one guest has tried one lesson's quiz, and whether they passed: kept only for
-    lessons with `maxAttempts` or `reviewAnswers: after-pass`, since a guest's attempts are not.
+    """How often one guest (a keyed hash of their visitor id) tried a lesson's quiz, and a pass."""
 
-    `visitor` is a keyed hash of the visitor cookie's id, never the id itself.
-    """
+    # Kept only for lessons with maxAttempts or reviewAnswers: after-pass: a guest's attempts
+    # themselves are never stored.
 
     __tablename__ = "guest_attempts"
 

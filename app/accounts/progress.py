@@ -266,8 +266,7 @@ def continue_lesson(course: Course, rows: dict[str, LessonProgress]) -> Lesson |
 
 
 def hidden_answer_lessons(session: Session, *, user_id: int, course: Course) -> frozenset[str]:
-    """The lessons whose right answers this learner is not shown (reviewAnswers never, or
-    after-pass before they passed): their stored attempts are listed without them."""
+    """The lessons whose right answers this learner is not shown (never, or after-pass unpassed)."""
     policy = {
         lesson.id: lesson.quiz.review_answers
         for lesson in course.lessons

@@ -45,8 +45,7 @@ _TASK_ITEM = re.compile(r"^\s*(?:>\s*)*(?:[-*+]|\d+[.)])\s+\[[ xX]\](?=\s|$)")
 
 @dataclass(slots=True)
 class DraftOption:
-    """A `- option` bullet as written: its line, text, `[x]` marker (None: no marker) and the
-    `> ...` feedback lines indented under it."""
+    """A `- option` bullet as written, with the `> ...` feedback lines indented under it."""
 
     line: int
     text: str

@@ -18,8 +18,7 @@ _PLUS_MINUS = re.compile(r"\+-|±|\+/-")
 
 
 def parse_number(text: str) -> Decimal | None:
-    """`0.5`, `.5`, `-3`, `5e-1`, `1 000` (spaces ignored) as an exact Decimal; None if it is not
-    a number or is out of the range of a double."""
+    """`0.5`, `.5`, `-3`, `5e-1`, `1 000` as an exact Decimal; None if not a number (or huge)."""
     if len(text) > MAX_NUMBER_LENGTH:
         return None
     compact = "".join(text.split()).replace("\u2212", "-")  # U+2212 is the typeset minus sign

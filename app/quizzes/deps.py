@@ -29,8 +29,8 @@ def tracks_guests(quiz: Quiz | None) -> bool:
 
 
 async def get_learner(request: Request) -> Learner:
-    """A signed-in learner (the order changes with each attempt: round = attempts so far), or a
-    guest known by the signed visitor cookie (round 0), with their attempts and pass so far."""
+    """The signed-in learner or the guest (by visitor cookie), with their record at the lesson."""
+    # A learner's order changes with each attempt (round = attempts so far); a guest's is round 0.
     user = await user_of(request)
     lesson_id = request.path_params.get("lesson_id", "")
     if user is None:

@@ -52,8 +52,10 @@ TYPE_NAMES = {
 
 
 class AnswerIds:
-    """One learner's ids for a quiz's options and items: keyed hashes of the site secret, the
-    learner, the question and the option, stable for that learner and meaningless to others."""
+    """One learner's ids for a quiz's options and items, both ways."""
+
+    # Each a keyed hash of the site secret, the learner, the question and the option: stable for
+    # that learner, meaningless to anyone else.
 
     def __init__(self, quiz: Quiz, *, secret: str, learner_key: str) -> None:
         keyed = keyed_hasher("answer-ids", secret, 8)
@@ -105,8 +107,8 @@ def option_order(
 
 
 def item_order(question: Question, *, secret: str, learner_key: str, round: int = 0) -> list[Item]:
-    """An ordering question's items shuffled for this learner and round, never in the right
-    order (that would answer the question for whoever leaves it as shown)."""
+    """An ordering's items shuffled for this learner and round, never in the right order."""
+    # Shown in the right order, the question would answer itself for whoever leaves it as shown.
     items = learner_order(
         question.items, question, secret=secret, learner_key=learner_key, round=round
     )
@@ -180,8 +182,8 @@ def read_answer(quiz: Quiz, question: Question, value: Any, ids: AnswerIds | Non
 def check_answers(
     quiz: Quiz, answers: Mapping[str, Any], ids: AnswerIds | None = None
 ) -> dict[str, Answer]:
-    """The submitted answers as Answers (unanswered ones dropped); AnswerError names what is
-    wrong. With `ids`, option and item ids are the learner's; without, the canonical ones."""
+    """The submitted answers as Answers, unanswered dropped; AnswerError names what is wrong."""
+    # With `ids`, option and item ids are the learner's; without, the content's own.
     checked: dict[str, Answer] = {}
     for question_id, value in answers.items():
         question = quiz.question(question_id)

@@ -58,8 +58,7 @@ def used_up(allowed: int) -> HTTPException:
 def stored(
     session: Session, learner: Learner, quiz: Quiz, result: Grade, secret: str
 ) -> tuple[int | None, Learner]:
-    """Store a signed-in learner's attempt (its id), or count a guest's where the quiz needs it;
-    with the learner's record after this attempt. 409 once maxAttempts are made."""
+    """Store a learner's attempt, or count a guest's; (attempt id, record after it), or 409."""
     attempts, passed = learner.attempts + 1, learner.passed or result.passed
     try:
         if learner.user_id is not None:
@@ -149,8 +148,7 @@ async def submit(
     session: Session,
     settings: Any,
 ) -> tuple[Grade, int | None, Learner, bool, dict[str, dict[str, Any]], AnswerIds]:
-    """Grade, store and, when the review shows them, fetch the real runs: the API's and the
-    form's one path."""
+    """Grade, store, and fetch the real runs the review shows: the API's and the form's path."""
     quiz = require_quiz(lesson)
     require_attempts_left(quiz, learner)
     secret = request.app.state.secret
@@ -184,8 +182,7 @@ async def submit_attempt(
     session: SessionDep,
     settings: SettingsDep,
 ) -> AttemptOut:
-    """Graded for everyone; stored (with `attempt_id`) for a signed-in learner. Ids are the
-    ones this learner's `GET .../quiz` shows (a guest's: keep the `bp_visitor` cookie)."""
+    """Graded for everyone, stored for a learner; ids as this learner's GET .../quiz shows them."""
     result, attempt_id, after, reveal, runs, ids = await submit(
         request, lesson, body.answers, learner, session, settings
     )

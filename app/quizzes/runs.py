@@ -29,8 +29,7 @@ log = logging.getLogger("backprop.training")
 
 
 def run_validator(work_budget: float) -> RunValidator:
-    """A RunValidator for load_course: the block must be valid /train input within the budget,
-    and is returned with /train's defaults filled in, as it will run."""
+    """A RunValidator: valid /train input within the budget, returned with defaults filled in."""
 
     def validate(config: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -84,8 +83,9 @@ def engine_fingerprint() -> str:
 
 
 class LessonRuns:
-    """The real run of each predict-then-run configuration, trained once at first need and
-    kept as JSON; runs are deterministic (seeded), so one run stands for every learner."""
+    """The real run of each predict-then-run configuration, trained once and kept as JSON."""
+
+    # Runs are seeded and deterministic: one run at first need stands for every learner.
 
     def __init__(self, folder: Path, trainer: Trainer) -> None:
         self.folder = folder

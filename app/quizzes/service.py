@@ -21,8 +21,7 @@ from .grading import (
 
 @dataclass(frozen=True, slots=True)
 class Learner:
-    """Who takes a quiz: `key` keys their answer ids and order; `round` changes the order
-    between attempts; `attempts` and `passed` are their record at this lesson so far."""
+    """Who takes a quiz: the key of their ids and order, the round, their record so far."""
 
     key: str
     round: int = 0
@@ -100,9 +99,9 @@ def grade_lesson(
 
 
 def form_answers(quiz: Quiz, fields: list[tuple[str, str]]) -> dict[str, Any]:
-    """The no-JavaScript form's fields as API answers: a radio's value, a checkbox's values, the
-    text typed (empty: unanswered), and for an ordering the items sorted by the position
-    chosen for each (`<question id>.<item id>` fields)."""
+    """The no-JavaScript form's fields as the answers the API takes."""
+    # A radio's value, a checkbox's values, the text typed (empty: unanswered), and for an
+    # ordering its items sorted by the position chosen for each (`<question id>.<item id>`).
     answers: dict[str, Any] = {}
     positions: dict[str, dict[str, str]] = {}
     for key, value in fields:
