@@ -68,6 +68,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .config import get_settings
     from .content import load_course
     from .content.cache import render_cache_dir
+    from .quizzes.runs import run_validator
 
     settings = get_settings()
     root = Path(args.directory) if args.directory else settings.content_dir
@@ -75,7 +76,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     # `backprop check` first starts a server with nothing to render; other folders leave it alone.
     served = root.resolve() == settings.content_dir.resolve()
     cache_dir = render_cache_dir(settings.data_dir) if served else None
-    course = load_course(root, display_root=root, cache_dir=cache_dir)
+    course = load_course(
+        root,
+        display_root=root,
+        cache_dir=cache_dir,
+        validate_run=run_validator(settings.train_work_budget),
+    )
     for problem in sorted(course.problems, key=lambda p: (p.path, p.line or 0)):
         print(problem.format())
     errors, warnings = len(course.errors), len(course.warnings)

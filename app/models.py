@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -177,7 +179,13 @@ class QuizAttempt(Base):
 
 
 class AttemptAnswer(Base):
-    """The option a learner chose for one question of an attempt (None: left unanswered)."""
+    """A learner's answer to one question of an attempt, as typed JSON in the content's own ids.
+
+    `answer` (None: left unanswered) is an option id (single), a list of option ids (multiple),
+    `{"text", "value"}` (numeric) or the item ids in the learner's order (ordering);
+    `correct_answer` is what was right when it was graded. Single-choice answers also keep the
+    columns they had before types: `selected_option_id` and `correct_option_id`.
+    """
 
     __tablename__ = "attempt_answers"
     __table_args__ = (UniqueConstraint("attempt_id", "question_id"),)
@@ -186,8 +194,11 @@ class AttemptAnswer(Base):
     attempt_id: Mapped[int] = mapped_column(ForeignKey("quiz_attempts.id", ondelete="CASCADE"))
     position: Mapped[int] = mapped_column(Integer)
     question_id: Mapped[str] = mapped_column(String(100))
+    type: Mapped[str] = mapped_column(String(16), default="single", server_default="single")
+    answer: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
+    correct_answer: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
     selected_option_id: Mapped[str | None] = mapped_column(String(100))
-    correct_option_id: Mapped[str] = mapped_column(String(100))
+    correct_option_id: Mapped[str | None] = mapped_column(String(100))
     correct: Mapped[bool] = mapped_column(Boolean)
 
     attempt: Mapped[QuizAttempt] = relationship(back_populates="answers")
@@ -213,3 +224,18 @@ class LessonProgress(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship(back_populates="progress")
+
+
+class GuestAttempts(Base):
+    """How often one guest (a keyed hash of their visitor id) tried a lesson's quiz, and a pass."""
+
+    # Kept only for lessons with maxAttempts or reviewAnswers: after-pass: a guest's attempts
+    # themselves are never stored.
+
+    __tablename__ = "guest_attempts"
+
+    visitor: Mapped[str] = mapped_column(String(64), primary_key=True)
+    lesson_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    passed: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

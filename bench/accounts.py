@@ -43,18 +43,23 @@ def signed_in_quiz_scenario(base: str) -> Scenario:
     """Register learners, take their tokens, and POST full sets of answers as them in turn."""
     names = [f"bench{i}-{os.getpid()}" for i in range(LEARNERS)]
     tokens = bearer_tokens(base, names, PASSWORD)
-    answers = first_option_answers(base)
+    # each learner's own option ids: another learner's are refused
+    bodies = [
+        json.dumps({"answers": first_option_answers(base, {"Authorization": f"Bearer {t}"})})
+        for t in tokens
+    ]
     path = f"/api/lessons/{SEED}/quiz/attempts"
     lua = f"""
 local tokens = {{{", ".join(json.dumps(t) for t in tokens)}}}
-local body = {json.dumps(json.dumps({"answers": answers}))}
+local bodies = {{{", ".join(json.dumps(b) for b in bodies)}}}
 local i = 0
 request = function()
   i = i + 1
+  local k = (i % #tokens) + 1
   return wrk.format("POST", "{path}", {{
     ["Content-Type"] = "application/json",
-    ["Authorization"] = "Bearer " .. tokens[(i % #tokens) + 1],
-  }}, body)
+    ["Authorization"] = "Bearer " .. tokens[k],
+  }}, bodies[k])
 end
 """
     return Scenario("quiz (signed-in POST, stored)", path, lua)

@@ -124,7 +124,7 @@ def crash_round(server: LiveServer, learners, answers, *, threads: int, burst: f
                     sent[0] += 1
                 try:
                     response = client.post(
-                        f"/api/lessons/{SEED}/quiz/attempts", json={"answers": answers},
+                        f"/api/lessons/{SEED}/quiz/attempts", json={"answers": answers[learner]},
                         headers=headers,
                     )  # fmt: skip
                 except httpx.HTTPError:
@@ -154,7 +154,7 @@ def faults(rounds: int, threads: int, burst: float, tmp: Path) -> bool:
     ok = True
     try:
         learners = sign_up(server.url, 8)
-        answers = first_option_answers(server.url)
+        answers = [first_option_answers(server.url, headers) for headers in learners]
         every_acknowledged: set[int] = set()
         owners: dict[int, int] = {}
         last_of_round: list[int] = []

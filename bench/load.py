@@ -88,10 +88,10 @@ def post_json_lua(body: dict) -> str:
     return script + headers_lua({"Content-Type": "application/json"})
 
 
-def first_option_answers(base: str) -> dict[str, str]:
-    """An answer to every question of the seed quiz: each one's first option as served, which
-    (the order being per learner) is right or wrong by chance."""
-    quiz = httpx.get(f"{base}/api/lessons/{SEED}/quiz").json()
+def first_option_answers(base: str, headers: dict[str, str] | None = None) -> dict[str, str]:
+    """An answer to every question of the seed quiz: each one's first option as served to the
+    learner of `headers` (ids and order are theirs), right or wrong by chance."""
+    quiz = httpx.get(f"{base}/api/lessons/{SEED}/quiz", headers=headers).json()
     return {q["id"]: q["options"][0]["id"] for q in quiz["questions"]}
 
 
@@ -108,9 +108,13 @@ def bearer_tokens(base: str, names: list[str], password: str) -> list[str]:
 
 def guest_quiz_scenario(base: str) -> Scenario:
     """Guest submissions of a full set of answers: graded, not stored."""
-    answers = first_option_answers(base)
+    # one guest: option ids are keyed to the visitor cookie, which every request sends
+    cookie = httpx.get(f"{base}/lessons/{SEED}").cookies["bp_visitor"]
+    visitor = {"Cookie": f"bp_visitor={cookie}"}
+    answers = first_option_answers(base, visitor)
     path = f"/api/lessons/{SEED}/quiz/attempts"
-    return Scenario("quiz (guest POST)", path, post_json_lua({"answers": answers}))
+    lua = post_json_lua({"answers": answers}) + headers_lua(visitor)
+    return Scenario("quiz (guest POST)", path, lua)
 
 
 def headers_lua(headers: dict[str, str]) -> str:

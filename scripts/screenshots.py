@@ -7,6 +7,7 @@ Usage: python scripts/screenshots.py [--out docs/screenshots] [--only course,les
 from __future__ import annotations
 
 import argparse
+import html
 import sys
 import tempfile
 from pathlib import Path
@@ -44,10 +45,12 @@ def shoot_review(page: Page, base: str) -> None:
     """The review after a real submission: four right, the last one wrong."""
     quiz = load_course(ROOT / "content").get(SEED).quiz
     page.goto(f"{base}/lessons/{SEED}#quiz")
-    for question in quiz.questions:
+    fieldsets = page.locator("form.quiz fieldset").all()
+    for question, fieldset in zip(quiz.questions, fieldsets, strict=True):
         wrong = next(o for o in question.options if not o.correct)
         choice = wrong if question is quiz.questions[-1] else question.correct_option
-        page.locator(f"input[value='{choice.id}']").check()
+        # by its text: option ids are the visitor's own
+        fieldset.get_by_label(html.unescape(choice.html), exact=True).check()
     with page.expect_navigation():
         page.locator("form.quiz button[type=submit]").click()
 

@@ -43,8 +43,20 @@ def browser_login(client, username: str, password: str = PASSWORD):
     )
 
 
-def answers(quiz, *, right: int) -> dict[str, str]:
-    """The first `right` questions answered right, the rest with a wrong option."""
+def ids_of(client, quiz, lesson_id: str = SEED, headers: dict | None = None) -> dict[str, str]:
+    """Content option and item id → this learner's id, matched by text through the quiz API (a
+    guest's are keyed to the client's visitor cookie, which this sets if it has none)."""
+    served = client.get(f"/api/lessons/{lesson_id}/quiz", headers=headers).json()
+    mapping = {}
+    for question, shown in zip(quiz.questions, served["questions"], strict=True):
+        by_text = {o["text"]: o["id"] for o in shown["options"] + shown["items"]}
+        mapping.update({o.id: by_text[o.html] for o in (*question.options, *question.items)})
+    return mapping
+
+
+def answers(quiz, *, right: int, ids: dict[str, str] | None = None) -> dict[str, str]:
+    """The first `right` questions answered right, the rest with a wrong option: in a learner's
+    `ids` (see ids_of), or in the content's own (which the quiz API does not accept)."""
     chosen = {}
     for i, question in enumerate(quiz.questions):
         option = (
@@ -52,7 +64,7 @@ def answers(quiz, *, right: int) -> dict[str, str]:
             if i < right
             else next(o for o in question.options if not o.correct)
         )
-        chosen[question.id] = option.id
+        chosen[question.id] = ids[option.id] if ids is not None else option.id
     return chosen
 
 

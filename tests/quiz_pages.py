@@ -21,7 +21,7 @@ def page_order(page: str) -> list[list[str]]:
     form = page.split('class="quiz"', 1)[1]
     return [
         re.findall(r'type="radio" id="[^"]+" name="[^"]+" value="([^"]+)"', fieldset)
-        for fieldset in re.findall(r"<fieldset>(.*?)</fieldset>", form, re.DOTALL)
+        for fieldset in re.findall(r"<fieldset[^>]*>(.*?)</fieldset>", form, re.DOTALL)
     ]
 
 

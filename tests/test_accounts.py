@@ -221,12 +221,12 @@ def test_a_wrong_password_on_the_login_form_is_a_401_page(client):
 
 
 def test_export_has_all_of_my_data_and_nothing_secret(client):
-    from .accounts_util import SEED, answers
+    from .accounts_util import SEED, answers, ids_of
 
     headers = learner(client, "ada")
     quiz = client.app.state.course.get(SEED).quiz
-    client.post(f"/api/lessons/{SEED}/quiz/attempts", json={"answers": answers(quiz, right=5)},
-                headers=headers)  # fmt: skip
+    chosen = answers(quiz, right=5, ids=ids_of(client, quiz, headers=headers))
+    client.post(f"/api/lessons/{SEED}/quiz/attempts", json={"answers": chosen}, headers=headers)
     data = client.get("/api/me/export", headers=headers).json()
     assert data["user"]["username"] == "ada"
     assert len(data["attempts"]) == 1 and len(data["attempts"][0]["answers"]) == 5
@@ -237,13 +237,13 @@ def test_export_has_all_of_my_data_and_nothing_secret(client):
 
 
 def test_delete_me_removes_everything_of_mine_and_nothing_else(client):
-    from .accounts_util import SEED, answers
+    from .accounts_util import SEED, answers, ids_of
 
     quiz = client.app.state.course.get(SEED).quiz
     ada, bob = learner(client, "ada"), learner(client, "bob")
     for headers in (ada, bob):
-        client.post(f"/api/lessons/{SEED}/quiz/attempts", json={"answers": answers(quiz, right=2)},
-                    headers=headers)  # fmt: skip
+        chosen = answers(quiz, right=2, ids=ids_of(client, quiz, headers=headers))
+        client.post(f"/api/lessons/{SEED}/quiz/attempts", json={"answers": chosen}, headers=headers)
     mine = {"password": PASSWORD}
     assert client.request("DELETE", "/api/me", json=mine, headers=ada).status_code == 204
     assert client.get("/api/me", headers=ada).status_code == 401

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from app.content import load_course
 
-from .accounts_util import PASSWORD, SEED, answers
+from .accounts_util import PASSWORD, SEED, answers, ids_of
 from .conftest import SEED as SEED_DIR
 
 pytestmark = pytest.mark.slow
@@ -37,10 +37,11 @@ def test_many_learners_submitting_at_once_lose_nothing_and_see_no_5xx(live_serve
 
     def work(name: str, right: int) -> None:
         with httpx.Client(base_url=live_server.url, timeout=60) as client:
+            ids = ids_of(client, QUIZ, headers=learners[name])
             for _ in range(per_thread):
                 response = client.post(
                     f"/api/lessons/{SEED}/quiz/attempts",
-                    json={"answers": answers(QUIZ, right=right)},
+                    json={"answers": answers(QUIZ, right=right, ids=ids)},
                     headers=learners[name],
                 )
                 with lock:
@@ -80,11 +81,12 @@ def test_every_acknowledged_attempt_survives_kill_9(live_server, database_url):
 
     def work(index: int) -> None:
         with httpx.Client(base_url=live_server.url, timeout=10) as client:
+            ids = ids_of(client, QUIZ, headers=learners[index])
             while not stop.is_set():
                 try:
                     response = client.post(
                         f"/api/lessons/{SEED}/quiz/attempts",
-                        json={"answers": answers(QUIZ, right=index % 6)},
+                        json={"answers": answers(QUIZ, right=index % 6, ids=ids)},
                         headers=learners[index],
                     )
                 except httpx.HTTPError:

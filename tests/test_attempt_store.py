@@ -17,11 +17,12 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from app.accounts.progress import NoSuchUser, record_attempt
+from app.content import Option, Question
 from app.db import Database, upgrade
 from app.quizzes.grading import Grade, QuestionResult
 from app.quizzes.routes import NOT_STORED
 
-from .accounts_util import SEED, answers, browser_login, csrf, learner, register
+from .accounts_util import SEED, answers, browser_login, csrf, ids_of, learner, register
 from .live import ROOT
 
 LESSONS = ("lesson-a", "lesson-b")
@@ -51,21 +52,17 @@ def add_users(db: Database, *names: str) -> list[int]:
 
 def grade(lesson_id: str, score: int, *, seed: int = 0, total: int = 5) -> Grade:
     """A graded five-question attempt with `score` right; some questions left unanswered."""
-    results = tuple(
-        QuestionResult(
-            question_id=f"{lesson_id}-q{k}",
-            selected_option_id=(
-                f"{lesson_id}-q{k}-o0" if k < score
-                else None if (seed + k) % 3 == 0 else f"{lesson_id}-q{k}-o{1 + (seed + k) % 3}"
-            ),
-            correct_option_id=f"{lesson_id}-q{k}-o0",
-            correct=k < score,
-            explanation_html=None,
-        )
-        for k in range(total)
-    )  # fmt: skip
+    results = []
+    for k in range(total):
+        options = tuple(Option(f"{lesson_id}-q{k}-o{n}", f"option {n}", n == 0) for n in range(4))
+        question = Question(f"{lesson_id}-q{k}", f"question {k}", options, None, line=k + 1)
+        chosen = (
+            options[0].id if k < score
+            else None if (seed + k) % 3 == 0 else options[1 + (seed + k) % 3].id
+        )  # fmt: skip
+        results.append(QuestionResult(question, chosen, k < score))
     percent = round(100 * score / total, 1)
-    return Grade(lesson_id, score, total, percent, score * 100 >= 80 * total, 80, results)
+    return Grade(lesson_id, score, total, percent, score * 100 >= 80 * total, 80, tuple(results))
 
 
 def store(db: Database, user_id: int, result: Grade) -> int:
@@ -224,10 +221,13 @@ WRITER = """
 import sys
 from app.accounts.progress import record_attempt
 from app.db import Database
+from app.content import Option, Question
 from app.quizzes.grading import Grade, QuestionResult
 
 url, user_id, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-results = tuple(QuestionResult(f"q{k}", f"q{k}-o0", f"q{k}-o0", True, None) for k in range(5))
+options = lambda k: (Option(f"q{k}-o0", "a", True), Option(f"q{k}-o1", "b", False))
+questions = [Question(f"q{k}", "?", options(k), None, line=k) for k in range(5)]
+results = tuple(QuestionResult(q, q.options[0].id, True) for q in questions)
 db = Database.open(url)
 for _ in range(count):
     with db.session() as session:
@@ -289,17 +289,21 @@ def test_a_database_failure_is_a_503_that_says_the_attempt_was_not_stored(make_a
         headers = learner(client, "ada")
         quiz = client.app.state.course.get(SEED).quiz
         url = f"/api/lessons/{SEED}/quiz/attempts"
-        first = client.post(url, json={"answers": answers(quiz, right=5)}, headers=headers)
+        ids = ids_of(client, quiz, headers=headers)
+        first = client.post(url, json={"answers": answers(quiz, right=5, ids=ids)}, headers=headers)
         assert first.status_code == 200
         db: Database = client.app.state.db
         with db.engine.begin() as conn:  # the attempt row can be written, its answers cannot
             conn.execute(sa.text("DROP TABLE attempt_answers"))
 
-        failed = client.post(url, json={"answers": answers(quiz, right=1)}, headers=headers)
+        failed = client.post(
+            url, json={"answers": answers(quiz, right=1, ids=ids)}, headers=headers
+        )
         assert (failed.status_code, failed.json()) == (503, {"detail": NOT_STORED})
         register(client, "bob")
         browser_login(client, "bob")
-        form = {"csrf_token": csrf(client, f"/lessons/{SEED}"), **answers(quiz, right=1)}
+        bobs = ids_of(client, quiz)  # signed in by the session cookie
+        form = {"csrf_token": csrf(client, f"/lessons/{SEED}"), **answers(quiz, right=1, ids=bobs)}
         page = client.post(f"/lessons/{SEED}/quiz", data=form)
         assert page.status_code == 503 and NOT_STORED in page.text
         assert page.headers["content-type"].startswith("text/html")
@@ -307,5 +311,6 @@ def test_a_database_failure_is_a_503_that_says_the_attempt_was_not_stored(make_a
         assert rows(db, "SELECT count(*) FROM quiz_attempts") == [(1,)]
         assert sorted(rows(db, "SELECT attempts FROM lesson_progress")) == [(0,), (1,)]
         client.cookies.clear()  # a guest: graded, nothing to store, so no failure either
-        guest = client.post(url, json={"answers": answers(quiz, right=5)})
+        guest_ids = ids_of(client, quiz)
+        guest = client.post(url, json={"answers": answers(quiz, right=5, ids=guest_ids)})
         assert guest.status_code == 200 and guest.json()["attempt_id"] is None

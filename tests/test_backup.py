@@ -18,7 +18,7 @@ from app.backup import BackupError, backup, restore
 from app.content import load_course
 from app.db import Database, DatabaseInUse, current_revision, hold_in_use, upgrade
 
-from .accounts_util import PASSWORD, SEED, answers
+from .accounts_util import PASSWORD, SEED, answers, ids_of
 from .conftest import SEED as SEED_DIR
 from .live import LiveServer, server_env
 
@@ -88,12 +88,13 @@ def test_a_backup_under_a_stream_of_attempts_holds_every_attempt_acknowledged_be
         def submit(headers: dict[str, str], right: int) -> None:
             deadline = time.monotonic() + 60
             with httpx.Client(base_url=server.url, timeout=30) as client:
+                ids = ids_of(client, QUIZ, headers=headers)  # this learner's own option ids
                 for _ in range(3000):
                     if stop.is_set() or time.monotonic() > deadline:
                         return
                     response = client.post(
                         f"/api/lessons/{SEED}/quiz/attempts",
-                        json={"answers": answers(QUIZ, right=right)},
+                        json={"answers": answers(QUIZ, right=right, ids=ids)},
                         headers=headers,
                     )
                     arrived = time.monotonic()

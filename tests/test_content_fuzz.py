@@ -116,7 +116,10 @@ bodies = st.one_of(
              "   - [x] right", "   - [X] Right too", "   - [ ] wrong", "   - plain option",
              "   > why", "> orphan explanation", "```", "```python", "# Title", "### Deeper",
              "<script>alert(1)</script>", "<iframe src=x>", "[link](javascript:alert(1))",
-             "| a | b |", "| --- | --- |", "", "    indented code", "- [x] [x] twice"]
+             "| a | b |", "| --- | --- |", "", "    indented code", "- [x] [x] twice",
+             "   = 0.5 +- 2%", "   = 3", "   = x", "   1. an item", "   2. another item",
+             "   ```train", "   epochs: 3", "   hidden_layers: [2]", "   ```", "     > feedback",
+             "1. Pick all (select all that apply)"]
         ),
         max_size=25,
     ).map("\n".join),

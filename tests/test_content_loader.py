@@ -224,7 +224,7 @@ def test_each_kind_of_content_error_is_reported_with_path_and_line(
     ("check", "line", "message"),
     [
         ("1. Lonely?\n   - only one\n", 11, "needs at least two"),
-        ("1. Greedy?\n   - [x] a\n   - [x] b\n   - [ ] c\n", 13, "marks 2 options [x]"),
+        ("1. All? (select all that apply)\n   - [ ] a\n   - [ ] b\n", 11, "marks no option [x]"),
         ("1. Unmarked?\n   - [ ] a\n   - [ ] b\n", 11, "marks no option [x]"),
         ("- stray option\n", 11, "option before any numbered question"),
         ("Nothing numbered here.\n", 9, "has no numbered questions"),

@@ -17,10 +17,10 @@ from app.db import Database, begin_write, commit, current_revision, downgrade, m
 from app.models import Base
 
 ROOT = Path(__file__).resolve().parent.parent
-HEAD = "0002"
+HEAD = "0003"
 TABLES = {
     "users", "sessions", "api_tokens", "login_failures", "quiz_attempts", "attempt_answers",
-    "lesson_progress", "sign_ups",
+    "lesson_progress", "sign_ups", "guest_attempts",
 }  # fmt: skip
 
 

@@ -93,12 +93,12 @@ def test_what_the_renderer_does_not_show_as_that_heading_is_not_the_quiz(content
 
 
 def test_backprop_check_reports_a_broken_setext_knowledge_check_on_its_line(content_dir):
-    greedy = "\n1. Greedy?\n   - [x] a\n   - [x] b\n"
-    (content_dir / "x.md").write_text(META + "Knowledge Check\n===============\n" + greedy)
+    broken = "\n1. All? (select all that apply)\n   - [ ] a\n   - [ ] b\n"
+    (content_dir / "x.md").write_text(META + "Knowledge Check\n===============\n" + broken)
     result = run_check(str(content_dir))
     assert result.returncode == 1
     assert result.stdout.splitlines()[0].startswith(
-        f"{content_dir.as_posix()}/x.md:12: error: question marks 2 options [x]"
+        f"{content_dir.as_posix()}/x.md:10: error: multiple select marks no option [x]"
     )
 
 

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from app.accounts import service
 from app.accounts import stats as service_stats
 from app.db import Database
-from app.quizzes.grading import option_order
+from app.quizzes.grading import AnswerIds, option_order
 
 from .accounts_util import (
     PASSWORD,
@@ -19,6 +19,7 @@ from .accounts_util import (
     bearer,
     browser_login,
     csrf,
+    ids_of,
     learner,
     register,
     token,
@@ -34,8 +35,11 @@ def course_client(make_app, fixture_course):
 
 
 def submit(client, headers, lesson_id: str, chosen: dict) -> dict:
+    """Submit answers given in the content's ids, as this learner's own ids."""
+    ids = ids_of(client, quiz_of(client, lesson_id), lesson_id, headers)
+    mine = {qid: ids[oid] for qid, oid in chosen.items()}
     response = client.post(
-        f"/api/lessons/{lesson_id}/quiz/attempts", json={"answers": chosen}, headers=headers
+        f"/api/lessons/{lesson_id}/quiz/attempts", json={"answers": mine}, headers=headers
     )
     assert response.status_code == 200, response.text
     return response.json()
@@ -75,7 +79,8 @@ def test_guests_are_graded_but_nothing_is_stored(client):
 def test_guest_result_page_invites_to_sign_in_and_a_learner_s_says_saved(client):
     page = client.get(f"/lessons/{SEED}").text
     token_value = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    form = {"csrf_token": token_value, **answers(quiz_of(client), right=5)}
+    quiz = quiz_of(client)
+    form = {"csrf_token": token_value, **answers(quiz, right=5, ids=ids_of(client, quiz))}
     guest = client.post(f"/lessons/{SEED}/quiz", data=form).text
     assert "This result was not saved" in guest and f"/login?next=/lessons/{SEED}" in guest.replace(
         "%2F", "/"
@@ -85,7 +90,8 @@ def test_guest_result_page_invites_to_sign_in_and_a_learner_s_says_saved(client)
     # signed in, forms carry a token bound to the session: the guest's page is stale
     assert client.post(f"/lessons/{SEED}/quiz", data=form).status_code == 403
     page = client.get(f"/lessons/{SEED}").text
-    form["csrf_token"] = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    token_value = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    form = {"csrf_token": token_value, **answers(quiz, right=5, ids=ids_of(client, quiz))}
     saved = client.post(f"/lessons/{SEED}/quiz", data=form).text
     assert "Saved to" in saved and "not saved" not in saved
     attempts = client.get("/api/me/attempts").json()  # the session cookie authenticates the API
@@ -205,10 +211,12 @@ def test_signed_in_learners_get_a_new_option_order_on_each_attempt(client):
         questions = client.get(f"/api/lessons/{SEED}/quiz", headers=headers).json()["questions"]
         return [[o["id"] for o in q["options"]] for q in questions]
 
+    ids = AnswerIds(quiz, secret=secret, learner_key=f"user:{user_id}")
+
     def expected(round_: int):
         return [
-            [o.id for o in option_order(q, secret=secret, learner_key=f"user:{user_id}",
-                                        round=round_)]
+            [ids.to_public(o.id) for o in option_order(q, secret=secret,
+                                                       learner_key=f"user:{user_id}", round=round_)]
             for q in quiz.questions
         ]  # fmt: skip
 
@@ -224,10 +232,12 @@ def test_a_signed_in_learners_page_api_and_review_share_the_order_of_each_round(
     quiz = quiz_of(client)
     secret = client.app.state.secret
 
-    def expected(round_: int):
+    ids = AnswerIds(quiz, secret=secret, learner_key=f"user:{user_id}")
+
+    def expected(round_: int, mine: bool = True):
         return [
-            [o.id for o in option_order(q, secret=secret, learner_key=f"user:{user_id}",
-                                        round=round_)]
+            [ids.to_public(o.id) if mine else o.id
+             for o in option_order(q, secret=secret, learner_key=f"user:{user_id}", round=round_)]
             for q in quiz.questions
         ]  # fmt: skip
 
@@ -235,10 +245,12 @@ def test_a_signed_in_learners_page_api_and_review_share_the_order_of_each_round(
     assert page_order(page) == api_order(client) == expected(0)
     token, _ = form_fields(page)
     review = client.post(
-        f"/lessons/{SEED}/quiz", data={"csrf_token": token, **answers(quiz, right=2)}
+        f"/lessons/{SEED}/quiz",
+        data={"csrf_token": token, **answers(quiz, right=2, ids=ids_of(client, quiz))},
     )
     assert review.status_code == 200
-    assert review_order(review.text, quiz) == expected(0)  # the order the answers were given in
+    # the order the answers were given in
+    assert review_order(review.text, quiz) == expected(0, mine=False)
     page = client.get(f"/lessons/{SEED}").text
     assert page_order(page) == api_order(client) == expected(1) != expected(0)
 

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from app.content import load_course
 from app.quizzes.grading import AnswerError, grade, option_order
 
-from .accounts_util import tampered
+from .accounts_util import ids_of, tampered
 from .quiz_pages import api_order, form_fields, page_order, review_order
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,21 +110,29 @@ def test_option_order_is_stable_per_learner_and_round_and_differs_between_them(s
 
 def test_the_quiz_api_serves_ids_prompts_and_options_and_nothing_more(client):
     quiz = client.get(f"/api/lessons/{SEED}/quiz").json()
-    assert quiz.keys() == {"lesson_id", "pass_percent", "questions"}
+    assert quiz.keys() == {
+        "lesson_id", "pass_percent", "review_answers", "max_attempts", "attempts_left", "questions"
+    }  # fmt: skip
     assert (quiz["lesson_id"], quiz["pass_percent"]) == (SEED, 80)
+    assert (quiz["review_answers"], quiz["max_attempts"], quiz["attempts_left"]) == (
+        "always", None, None,
+    )  # fmt: skip
     assert len(quiz["questions"]) == 5
+    content = {o.id for q in client.app.state.course.get(SEED).quiz.questions for o in q.options}
     for question in quiz["questions"]:
-        assert question.keys() == {"id", "prompt", "options"}
+        assert question.keys() == {"id", "type", "prompt", "options", "items", "run"}
+        assert (question["type"], question["items"], question["run"]) == ("single", [], None)
         for option in question["options"]:
             assert option.keys() == {"id", "text"}
-            assert re.fullmatch(r"o[0-9a-f]{12}", option["id"])
+            assert re.fullmatch(r"o[0-9a-f]{16}", option["id"])
+            assert option["id"] not in content  # this learner's id, not the content's
 
 
 def test_no_field_or_position_correlates_with_correctness_across_many_learners(make_app):
     """Render the quiz for many guests: the right option lands in every position, and
     the authored-first (right) option is not always shown first."""
     app = make_app()
-    truth = {q.id: q.correct_option.id for q in app.state.course.get(SEED).quiz.questions}
+    truth = {q.id: q.correct_option.html for q in app.state.course.get(SEED).quiz.questions}
     positions: dict[str, set[int]] = {qid: set() for qid in truth}
     first_shown_right = 0
     learners = 40
@@ -133,9 +141,9 @@ def test_no_field_or_position_correlates_with_correctness_across_many_learners(m
             quiz = guest.get(f"/api/lessons/{SEED}/quiz").json()
             page = guest.get(f"/lessons/{SEED}").text
         for question in quiz["questions"]:
-            ids = [o["id"] for o in question["options"]]
-            positions[question["id"]].add(ids.index(truth[question["id"]]))
-            first_shown_right += ids[0] == truth[question["id"]]
+            texts = [o["text"] for o in question["options"]]
+            positions[question["id"]].add(texts.index(truth[question["id"]]))
+            first_shown_right += texts[0] == truth[question["id"]]
         # In the page, every option's markup is identical apart from id/value/text.
         radios = re.findall(r"<input[^>]*type=\"radio\"[^>]*>", page)
         assert len(radios) == 20
@@ -158,14 +166,15 @@ def test_the_lesson_page_the_quiz_api_and_the_review_list_options_in_one_order(c
     quiz = client.app.state.course.get(SEED).quiz
     page = client.get(f"/lessons/{SEED}").text
     shown = page_order(page)
-    assert [sorted(ids) for ids in shown] == [
+    content = {mine: theirs for theirs, mine in ids_of(client, quiz).items()}
+    assert [sorted(content[i] for i in ids) for ids in shown] == [
         sorted(o.id for o in q.options) for q in quiz.questions
     ]
     assert shown == api_order(client)
     token, _ = form_fields(page)
     review = client.post(f"/lessons/{SEED}/quiz", data={"csrf_token": token})
     assert review.status_code == 200
-    assert review_order(review.text, quiz) == shown
+    assert review_order(review.text, quiz) == [[content[i] for i in ids] for ids in shown]
 
 
 def test_each_guest_sees_a_lesson_page_order_of_their_own_on_every_reload(make_app):
@@ -181,19 +190,26 @@ def test_each_guest_sees_a_lesson_page_order_of_their_own_on_every_reload(make_a
 
 def test_submitting_right_answers_through_the_api_passes(client):
     quiz = client.get(f"/api/lessons/{SEED}/quiz").json()
-    truth = {q.id: q.correct_option.id for q in client.app.state.course.get(SEED).quiz.questions}
+    content = client.app.state.course.get(SEED).quiz
+    ids = ids_of(client, content)
+    truth = {q.id: ids[q.correct_option.id] for q in content.questions}
     response = client.post(f"/api/lessons/{SEED}/quiz/attempts", json={"answers": truth})
     assert response.status_code == 200
     body = response.json()
     assert body.keys() == {
-        "lesson_id", "score", "total", "percent", "passed", "attempt_id", "results",
+        "lesson_id", "score", "total", "percent", "passed", "attempt_id", "answers_shown",
+        "attempts_left", "results",
     }  # fmt: skip
     assert (body["score"], body["total"], body["percent"], body["passed"]) == (5, 5, 100.0, True)
     assert body["attempt_id"] is None
     assert [r["question_id"] for r in body["results"]] == [q["id"] for q in quiz["questions"]]
     assert body["results"][0].keys() == {
-        "question_id", "selected_option_id", "correct_option_id", "correct", "explanation",
+        "question_id", "type", "correct", "selected", "correct_answer", "selected_option_id",
+        "correct_option_id", "explanation", "feedback", "note", "run",
     }  # fmt: skip
+    first = body["results"][0]
+    assert first["selected_option_id"] == first["selected"] == truth[first["question_id"]]
+    assert first["correct_option_id"] == first["correct_answer"] == first["selected"]
 
 
 def test_explanations_come_back_with_the_results(make_app, fixture_course):
@@ -218,7 +234,8 @@ def test_per_lesson_pass_percent_overrides_the_site_default(make_app, fixture_co
         ({}, "answers: Field required"),
         ({"answers": ["a"]}, "answers: Input should be a valid dictionary"),
         ({"answers": "abc"}, "answers: Input should be a valid dictionary"),
-        ({"answers": {"QUESTION": 3}}, "Input should be a valid string"),
+        ({"answers": {"qc473fa9d3f": 3}}, "question 'qc473fa9d3f' (single choice) must be an"),
+        ({"answers": {"qc473fa9d3f": ["o1"]}}, "(single choice) must be an option id"),
         ({"answers": {"nope": "o123"}}, "unknown question id 'nope'"),
         ("not json at all", "JSON decode error"),
     ],
@@ -232,10 +249,11 @@ def test_bad_submissions_get_422_saying_what_is_wrong(client, body, message):
 
 
 def test_an_option_id_of_another_question_or_unknown_is_a_422(client):
-    questions = client.app.state.course.get(SEED).quiz.questions
-    first, second = questions[0], questions[1]
+    quiz = client.app.state.course.get(SEED).quiz
+    first, second = quiz.questions[0], quiz.questions[1]
+    ids = ids_of(client, quiz)
     url = f"/api/lessons/{SEED}/quiz/attempts"
-    crossed = client.post(url, json={"answers": {first.id: second.options[0].id}})
+    crossed = client.post(url, json={"answers": {first.id: ids[second.options[0].id]}})
     assert crossed.status_code == 422
     assert f"belongs to question '{second.id}'" in crossed.json()["detail"]
     unknown = client.post(url, json={"answers": {first.id: "o000000000000"}})
@@ -267,8 +285,13 @@ def test_the_form_round_trip_grades_and_reviews_every_question(make_app, fixture
         token, options = form_fields(page)
         quiz = client.app.state.course.get("gradient-descent").quiz
         first, second, third = quiz.questions
-        wrong_second = next(o.id for o in second.options if not o.correct)
-        form = {"csrf_token": token, first.id: first.correct_option.id, second.id: wrong_second}
+        ids = ids_of(client, quiz, "gradient-descent")
+        wrong_second = ids[next(o.id for o in second.options if not o.correct)]
+        form = {
+            "csrf_token": token,
+            first.id: ids[first.correct_option.id],
+            second.id: wrong_second,
+        }
         response = client.post("/lessons/gradient-descent/quiz", data=form)
     assert response.status_code == 200
     review = response.text
@@ -306,3 +329,23 @@ def test_a_form_with_an_unknown_question_is_a_422_page(client):
     assert response.status_code == 422
     assert "unknown question id" in response.text
     assert response.headers["content-type"].startswith("text/html")
+
+
+def test_the_answer_key_a_guest_is_shown_does_not_pass_a_learners_first_stored_attempt(make_app):
+    app = make_app()
+    url = f"/api/lessons/{SEED}/quiz/attempts"
+    with TestClient(app) as guest:
+        key = guest.post(url, json={"answers": {}}).json()["results"]
+    copied = {r["question_id"]: r["correct_option_id"] for r in key}
+    with TestClient(app) as account:
+        username, password = "mallory", "correct horse battery"
+        account.post("/api/auth/register", json={"username": username, "password": password})
+        token = account.post(
+            "/api/auth/token", data={"username": username, "password": password}
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        attempt = account.post(url, json={"answers": copied}, headers=headers)
+        assert attempt.status_code == 422
+        assert "unknown option id" in attempt.json()["detail"]
+        progress = account.get("/api/me/progress", headers=headers).json()["lessons"]
+        assert progress[0]["status"] == "not_started"

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from app.content import load_course
 
-from .accounts_util import SEED, answers, learner
+from .accounts_util import SEED, answers, ids_of, learner
 from .conftest import SEED as SEED_DIR
 from .live import ROOT, server_env
 
@@ -95,7 +95,7 @@ def test_data_dir_is_0700_and_every_file_in_it_0600(make_app, tmp_path, umask_02
         assert client.get(f"/lessons/{SEED}").status_code == 200  # renders into the cache
         response = client.post(
             f"/api/lessons/{SEED}/quiz/attempts",
-            json={"answers": answers(quiz, right=3)},
+            json={"answers": answers(quiz, right=3, ids=ids_of(client, quiz, headers=headers))},
             headers=headers,
         )
         assert response.status_code == 200, response.text

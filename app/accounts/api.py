@@ -269,8 +269,9 @@ def change_password(
 @router.get(
     "/me/export", response_model=ExportOut, responses=UNAUTHORIZED, summary="All of my data"
 )
-def export(user: CurrentUser, session: SessionDep) -> dict:
-    data = service.export_user(session, user_id=user.id)
+def export(user: CurrentUser, session: SessionDep, course: CourseDep) -> dict:
+    hidden = progress_service.hidden_answer_lessons(session, user_id=user.id, course=course)
+    data = service.export_user(session, user_id=user.id, hidden=hidden)
     if not data:
         raise HTTPException(401, "not signed in", headers={"WWW-Authenticate": "Bearer"})
     return data
@@ -295,12 +296,14 @@ def my_progress(user: CurrentUser, session: SessionDep, course: CourseDep) -> di
 def my_attempts(
     user: CurrentUser,
     session: SessionDep,
+    course: CourseDep,
     lesson_id: Annotated[str | None, Query(max_length=100)] = None,
 ) -> list[dict]:
     if lesson_id is not None and not ID_PATTERN.fullmatch(lesson_id):
         return []  # no lesson can have that id (and PostgreSQL refuses NUL in text)
     attempts = progress_service.list_attempts(session, user_id=user.id, lesson_id=lesson_id)
-    return [service.attempt_dict(a) for a in attempts]
+    hidden = progress_service.hidden_answer_lessons(session, user_id=user.id, course=course)
+    return [service.attempt_dict(a, hide_answers=a.lesson_id in hidden) for a in attempts]
 
 
 @router.get(
@@ -312,12 +315,14 @@ def my_attempts(
 def my_attempt(
     user: CurrentUser,
     session: SessionDep,
+    course: CourseDep,
     attempt_id: Annotated[int, Path(ge=1, le=MAX_ID)],
 ) -> dict:
     attempt = progress_service.get_attempt(session, user_id=user.id, attempt_id=attempt_id)
     if attempt is None:
         raise HTTPException(404, f"no attempt with id {attempt_id}")
-    return service.attempt_dict(attempt)
+    hidden = progress_service.hidden_answer_lessons(session, user_id=user.id, course=course)
+    return service.attempt_dict(attempt, hide_answers=attempt.lesson_id in hidden)
 
 
 @router.post(

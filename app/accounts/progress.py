@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from ..content import Course, Lesson
 from ..db import begin_write, commit
-from ..models import AttemptAnswer, LessonProgress, QuizAttempt, User, utcnow
-from ..quizzes.grading import Grade
+from ..models import AttemptAnswer, GuestAttempts, LessonProgress, QuizAttempt, User, utcnow
+from ..quizzes.grading import Grade, stored_answer, stored_correct
 
 
 class NoSuchUser(Exception):
@@ -64,13 +64,29 @@ def _ensure_user(session: Session, *, user_id: int) -> None:
         raise NoSuchUser(user_id)
 
 
-def record_attempt(session: Session, *, user_id: int, grade: Grade) -> int:
-    """Store an attempt, its answers and the lesson's progress in one transaction; its id."""
+class AttemptsUsed(Exception):
+    """The learner (or guest) has made every attempt the lesson allows (maxAttempts)."""
+
+    def __init__(self, allowed: int) -> None:
+        super().__init__(allowed)
+        self.allowed = allowed
+
+
+def record_attempt(
+    session: Session, *, user_id: int, grade: Grade, max_attempts: int | None = None
+) -> int:
+    """Store an attempt, its answers and the lesson's progress in one transaction; its id.
+
+    AttemptsUsed (nothing stored) when `max_attempts` have already been made: counted under
+    the progress row's lock, so two last attempts at once cannot both get in.
+    """
     begin_write(session)
     try:
         _ensure_user(session, user_id=user_id)
         now = utcnow()
         progress = _lock_progress(session, user_id=user_id, lesson_id=grade.lesson_id, now=now)
+        if max_attempts is not None and progress.attempts >= max_attempts:
+            raise AttemptsUsed(max_attempts)
         attempt = QuizAttempt(
             user_id=user_id,
             lesson_id=grade.lesson_id,
@@ -84,6 +100,9 @@ def record_attempt(session: Session, *, user_id: int, grade: Grade) -> int:
                 AttemptAnswer(
                     position=position,
                     question_id=result.question_id,
+                    type=result.type,
+                    answer=stored_answer(result),
+                    correct_answer=stored_correct(result),
                     selected_option_id=result.selected_option_id,
                     correct_option_id=result.correct_option_id,
                     correct=result.correct,
@@ -109,14 +128,60 @@ def record_attempt(session: Session, *, user_id: int, grade: Grade) -> int:
 
 def attempt_round(session: Session, *, user_id: int, lesson_id: str) -> int:
     """How many attempts the learner has made at the lesson: the shuffle round of the next."""
-    return (
-        session.scalar(
-            select(LessonProgress.attempts).where(
-                LessonProgress.user_id == user_id, LessonProgress.lesson_id == lesson_id
-            )
+    return attempt_state(session, user_id=user_id, lesson_id=lesson_id)[0]
+
+
+def attempt_state(session: Session, *, user_id: int, lesson_id: str) -> tuple[int, bool]:
+    """(attempts made, passed) for a learner at a lesson."""
+    row = session.execute(
+        select(LessonProgress.attempts, LessonProgress.status).where(
+            LessonProgress.user_id == user_id, LessonProgress.lesson_id == lesson_id
         )
-        or 0
-    )
+    ).first()
+    return (row[0], row[1] == "completed") if row else (0, False)
+
+
+def guest_state(session: Session, *, visitor: str, lesson_id: str) -> tuple[int, bool]:
+    """(attempts made, passed) for a guest (by hashed visitor id) at a lesson."""
+    row = session.execute(
+        select(GuestAttempts.attempts, GuestAttempts.passed).where(
+            GuestAttempts.visitor == visitor, GuestAttempts.lesson_id == lesson_id
+        )
+    ).first()
+    return (row[0], bool(row[1])) if row else (0, False)
+
+
+def record_guest_attempt(
+    session: Session, *, visitor: str, lesson_id: str, passed: bool, max_attempts: int | None
+) -> tuple[int, bool]:
+    """Count a guest's attempt (AttemptsUsed if none is left); their (attempts, passed) after."""
+    begin_write(session)
+    try:
+        now = utcnow()
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        session.execute(
+            insert(GuestAttempts)
+            .values(visitor=visitor, lesson_id=lesson_id, attempts=0, passed=False, updated_at=now)
+            .on_conflict_do_nothing(index_elements=["visitor", "lesson_id"])
+        )
+        row = session.scalars(
+            select(GuestAttempts)
+            .where(GuestAttempts.visitor == visitor, GuestAttempts.lesson_id == lesson_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one()
+        if max_attempts is not None and row.attempts >= max_attempts:
+            raise AttemptsUsed(max_attempts)
+        row.attempts += 1
+        row.passed = row.passed or passed
+        row.updated_at = now
+        state = (row.attempts, row.passed)
+        commit(session)
+    except BaseException:
+        session.rollback()
+        raise
+    return state
 
 
 def mark_opened(session: Session, *, user_id: int, lesson_id: str) -> LessonProgress | None:
@@ -198,6 +263,31 @@ def continue_lesson(course: Course, rows: dict[str, LessonProgress]) -> Lesson |
     if unfinished:
         return course.get(max(unfinished, key=lambda r: r.updated_at).lesson_id)
     return next((lesson for lesson in course.lessons if lesson.id not in rows), None)
+
+
+def hidden_answer_lessons(session: Session, *, user_id: int, course: Course) -> frozenset[str]:
+    """The lessons whose right answers this learner is not shown (never, or after-pass unpassed)."""
+    policy = {
+        lesson.id: lesson.quiz.review_answers
+        for lesson in course.lessons
+        if lesson.quiz is not None and lesson.quiz.review_answers != "always"
+    }
+    if not policy:
+        return frozenset()
+    passed = set(
+        session.scalars(
+            select(LessonProgress.lesson_id).where(
+                LessonProgress.user_id == user_id,
+                LessonProgress.status == "completed",
+                LessonProgress.lesson_id.in_(policy),
+            )
+        )
+    )
+    return frozenset(
+        lesson_id
+        for lesson_id, review in policy.items()
+        if review == "never" or lesson_id not in passed
+    )
 
 
 def list_attempts(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
 
 from ..web.schemas import error
 from .service import PASSWORD_MAX, PASSWORD_MIN, USERNAME_PATTERN
@@ -91,9 +91,20 @@ class ProgressOut(BaseModel):
 
 
 class AnswerOut(BaseModel):
+    """A stored answer, in the content's own ids (not the ones a learner's quiz shows)."""
+
     question_id: str
-    selected_option_id: str | None
-    correct_option_id: str
+    type: Literal["single", "multiple", "numeric", "ordering"]
+    answer: JsonValue = Field(
+        description="An option id, a list of option ids, {text, value}, or the item ids in the "
+        "learner's order; null if unanswered"
+    )
+    correct_answer: JsonValue = Field(
+        description="What was right: an option id, a list of them, {value, tolerance}, or the "
+        "item ids in order; null while the lesson does not show its answers"
+    )
+    selected_option_id: str | None = Field(description="Single choice: as `answer`")
+    correct_option_id: str | None = Field(description="Single choice: as `correct_answer`")
     correct: bool
 
 
@@ -132,17 +143,36 @@ class OptionStats(BaseModel):
     option_id: str
     html: str
     correct: bool
-    chosen: int
+    chosen: int = Field(description="Answers that chose it (a multiple select's, every one)")
+
+
+class WrongValue(BaseModel):
+    answer: str = Field(description="A wrong number as read, or the text when not a number")
+    count: int
+
+
+class ItemStats(BaseModel):
+    item_id: str
+    html: str
+    right_position: int
+    placed_correctly: int
+    placed_share: float | None = Field(description="Share of answered orders with it in place")
 
 
 class QuestionStats(BaseModel):
     question_id: str
+    type: Literal["single", "multiple", "numeric", "ordering"]
     prompt_html: str
     answered: int
     unanswered: int
     correct: int
     correct_share: float | None
-    options: list[OptionStats]
+    first_attempts: int = Field(description="Learners' first attempts that reached it")
+    first_correct: int
+    first_correct_share: float | None
+    options: list[OptionStats] = Field(description="Single choice and multiple select")
+    common_wrong: list[WrongValue] = Field(description="Numeric: the five most common wrong")
+    items: list[ItemStats] = Field(description="Ordering: each item, in the right order")
 
 
 class LessonStats(BaseModel):
@@ -153,6 +183,9 @@ class LessonStats(BaseModel):
     passed: int
     pass_rate: float | None
     average_percent: float | None
+    first_attempts: int
+    first_passed: int
+    first_pass_rate: float | None
     questions: list[QuestionStats]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -335,8 +336,9 @@ def revoke_others(session: Session, *, user_id: int, keep: str | None) -> int:
 # --- export -----------------------------------------------------------------------------------
 
 
-def export_user(session: Session, *, user_id: int) -> dict[str, Any]:
-    """Everything stored about one user, as JSON-ready data (no password or token hashes)."""
+def export_user(session: Session, *, user_id: int, hidden: Collection[str] = ()) -> dict[str, Any]:
+    """Everything stored about one user, as JSON-ready data (no password or token hashes); the
+    right answers of attempts at the `hidden` lessons are left out (see attempt_dict)."""
     user = session.get(User, user_id)
     if user is None:
         return {}
@@ -376,7 +378,7 @@ def export_user(session: Session, *, user_id: int) -> dict[str, Any]:
             }
             for p in progress
         ],
-        "attempts": [attempt_dict(a) for a in attempts],
+        "attempts": [attempt_dict(a, hide_answers=a.lesson_id in hidden) for a in attempts],
         "api_tokens": [_validity(t) for t in tokens],
         "sessions": [_validity(s) for s in sessions],
         "recent_failed_logins": failures or 0,
@@ -392,8 +394,9 @@ def _validity(row: WebSession | ApiToken) -> dict[str, Any]:
     }
 
 
-def attempt_dict(attempt: QuizAttempt) -> dict[str, Any]:
-    """One attempt with its answers, as the API returns it."""
+def attempt_dict(attempt: QuizAttempt, *, hide_answers: bool = False) -> dict[str, Any]:
+    """One attempt with its typed answers, as the API returns it (in the content's ids); with
+    `hide_answers`, without what was right (the lesson's reviewAnswers does not show it)."""
     return {
         "id": attempt.id,
         "lesson_id": attempt.lesson_id,
@@ -405,8 +408,11 @@ def attempt_dict(attempt: QuizAttempt) -> dict[str, Any]:
         "answers": [
             {
                 "question_id": a.question_id,
+                "type": a.type,
+                "answer": a.answer,
+                "correct_answer": None if hide_answers else a.correct_answer,
                 "selected_option_id": a.selected_option_id,
-                "correct_option_id": a.correct_option_id,
+                "correct_option_id": None if hide_answers else a.correct_option_id,
                 "correct": a.correct,
             }
             for a in attempt.answers

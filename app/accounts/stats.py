@@ -1,26 +1,54 @@
-"""Instructor statistics: attempts, pass rates and how each question's options were chosen."""
+"""Instructor statistics: attempts and pass rates (first attempts beside all), and per question
+how it was answered: each option's choices, a number's common wrong values, an order's items.
+
+Two queries whatever the number of lessons: the totals, and the answers grouped by their typed
+JSON (as text, so the same on SQLite and PostgreSQL), which are then read here.
+"""
 
 from __future__ import annotations
 
-from collections import Counter
+import json
+from collections import Counter, defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Text, case, cast, func, literal_column, select
 from sqlalchemy.orm import Session
 
-from ..content import Lesson
+from ..content import Lesson, Question
 from ..models import AttemptAnswer, QuizAttempt
+
+#: How many of a numeric question's wrong answers are listed.
+COMMON_WRONG = 5
 
 
 def lesson_stats(session: Session, *, lesson: Lesson) -> dict[str, Any]:
-    """Attempts, pass rate, and per question the share right and each option's choice count."""
+    """Attempts, pass rates, and per question the share right and how it was answered."""
     return course_stats(session, lessons=[lesson])[0]
+
+
+@dataclass(slots=True)
+class _Tally:
+    """How one question was answered, over all attempts or first attempts only."""
+
+    seen: int = 0
+    unanswered: int = 0
+    correct: int = 0
+    chosen: Counter[str] = field(default_factory=Counter)  # option id → times chosen
+    wrong_values: Counter[str] = field(default_factory=Counter)  # numeric, as shown
+    placed: Counter[str] = field(default_factory=Counter)  # item id → times in its place
+
+    def share(self, count: int) -> float | None:
+        return round(count / self.seen, 4) if self.seen else None
 
 
 def course_stats(session: Session, *, lessons: Sequence[Lesson]) -> list[dict[str, Any]]:
     """`lesson_stats` of several lessons, in two queries whatever their number."""
     ids = [lesson.id for lesson in lessons]
+    # a literal, not a bound parameter: PostgreSQL then sees the GROUP BY and SELECT
+    # expressions as one (each bound parameter is a new one)
+    first = QuizAttempt.round == literal_column("0")
     totals = {
         lesson_id: row
         for lesson_id, *row in session.execute(
@@ -30,61 +58,128 @@ def course_stats(session: Session, *, lessons: Sequence[Lesson]) -> list[dict[st
                 func.count(func.distinct(QuizAttempt.user_id)),
                 func.coalesce(func.sum(case((QuizAttempt.passed, 1), else_=0)), 0),
                 func.avg(QuizAttempt.percent),
+                func.coalesce(func.sum(case((first, 1), else_=0)), 0),
+                func.coalesce(func.sum(case((first & QuizAttempt.passed, 1), else_=0)), 0),
             )
             .where(QuizAttempt.lesson_id.in_(ids))
             .group_by(QuizAttempt.lesson_id)
         )
     }
-    chosen: Counter[tuple[str, str, str | None]] = Counter()
-    for lesson_id, question_id, option_id, count in session.execute(
+    questions = {
+        (lesson.id, q.id): q for lesson in lessons if lesson.quiz for q in lesson.quiz.questions
+    }
+    tallies: dict[tuple[str, str, bool], _Tally] = defaultdict(_Tally)
+    answer_text = cast(AttemptAnswer.answer, Text)
+    for lesson_id, question_id, text, correct, is_first, count in session.execute(
         select(
             QuizAttempt.lesson_id,
             AttemptAnswer.question_id,
-            AttemptAnswer.selected_option_id,
+            answer_text,
+            AttemptAnswer.correct,
+            first,
             func.count(),
         )
         .join(QuizAttempt, QuizAttempt.id == AttemptAnswer.attempt_id)
         .where(QuizAttempt.lesson_id.in_(ids))
         .group_by(
-            QuizAttempt.lesson_id, AttemptAnswer.question_id, AttemptAnswer.selected_option_id
-        )
+            QuizAttempt.lesson_id,
+            AttemptAnswer.question_id,
+            answer_text,
+            AttemptAnswer.correct,
+            first,
+        )  # fmt: skip
     ):
-        chosen[(lesson_id, question_id, option_id)] += count
+        question = questions.get((lesson_id, question_id))
+        if question is None:
+            continue  # a question no longer in the lesson
+        answer = json.loads(text) if text is not None else None
+        for tally in (tallies[(lesson_id, question_id, False)],) + (
+            (tallies[(lesson_id, question_id, True)],) if is_first else ()
+        ):
+            _count(tally, question, answer, bool(correct), count)
     return [
-        _lesson_stats(lesson, totals.get(lesson.id, (0, 0, 0, None)), chosen) for lesson in lessons
+        _lesson_stats(lesson, totals.get(lesson.id, (0, 0, 0, None, 0, 0)), tallies)
+        for lesson in lessons
     ]
 
 
-def _lesson_stats(
-    lesson: Lesson, totals: Sequence[Any], chosen: Counter[tuple[str, str, str | None]]
-) -> dict[str, Any]:
-    attempts, learners, passed, average = totals
-    questions = []
-    for question in lesson.quiz.questions if lesson.quiz else ():
-        options = [
+def _count(tally: _Tally, question: Question, answer: Any, correct: bool, count: int) -> None:
+    """Add `count` answers `answer` (typed JSON) to a question's tally."""
+    tally.seen += count
+    tally.correct += count if correct else 0
+    if answer is None:
+        tally.unanswered += count
+        return
+    kind = question.type
+    if kind in ("single", "multiple"):
+        chosen = [answer] if isinstance(answer, str) else answer if isinstance(answer, list) else []
+        for option_id in chosen:
+            if isinstance(option_id, str) and question.option(option_id) is not None:
+                tally.chosen[option_id] += count
+    elif kind == "numeric" and isinstance(answer, dict) and not correct:
+        value = answer.get("value")
+        shown = format(value, ".15g") if isinstance(value, int | float) else str(answer.get("text"))
+        tally.wrong_values[shown.strip() or "(blank)"] += count
+    elif kind == "ordering" and isinstance(answer, list):
+        for position, item in enumerate(question.items):
+            if position < len(answer) and answer[position] == item.id:
+                tally.placed[item.id] += count
+
+
+def _question_stats(question: Question, tally: _Tally, first: _Tally) -> dict[str, Any]:
+    answered = tally.seen - tally.unanswered
+    stats: dict[str, Any] = {
+        "question_id": question.id,
+        "type": question.type,
+        "prompt_html": question.prompt_html,
+        "answered": answered,
+        "unanswered": tally.unanswered,
+        "correct": tally.correct,
+        "correct_share": tally.share(tally.correct),
+        "first_attempts": first.seen,
+        "first_correct": first.correct,
+        "first_correct_share": first.share(first.correct),
+        "options": [
             {
                 "option_id": option.id,
                 "html": option.html,
                 "correct": option.correct,
-                "chosen": chosen[(lesson.id, question.id, option.id)],
+                "chosen": tally.chosen[option.id],
             }
             for option in question.options
-        ]
-        unanswered = chosen[(lesson.id, question.id, None)]
-        answered = sum(o["chosen"] for o in options)
-        right = sum(o["chosen"] for o in options if o["correct"])
-        seen = answered + unanswered
-        questions.append(
+        ],
+        "common_wrong": [
+            {"answer": value, "count": count}
+            for value, count in sorted(tally.wrong_values.items(), key=lambda kv: (-kv[1], kv[0]))[
+                :COMMON_WRONG
+            ]
+        ],
+        "items": [
             {
-                "question_id": question.id,
-                "prompt_html": question.prompt_html,
-                "answered": answered,
-                "unanswered": unanswered,
-                "correct": right,
-                "correct_share": round(right / seen, 4) if seen else None,
-                "options": options,
+                "item_id": item.id,
+                "html": item.html,
+                "right_position": position,
+                "placed_correctly": tally.placed[item.id],
+                "placed_share": round(tally.placed[item.id] / answered, 4) if answered else None,
             }
+            for position, item in enumerate(question.items, start=1)
+        ],
+    }
+    return stats
+
+
+def _lesson_stats(
+    lesson: Lesson, totals: Sequence[Any], tallies: dict[tuple[str, str, bool], _Tally]
+) -> dict[str, Any]:
+    attempts, learners, passed, average, first_attempts, first_passed = totals
+    questions = [
+        _question_stats(
+            question,
+            tallies.get((lesson.id, question.id, False), _Tally()),
+            tallies.get((lesson.id, question.id, True), _Tally()),
         )
+        for question in (lesson.quiz.questions if lesson.quiz else ())
+    ]
     return {
         "lesson_id": lesson.id,
         "title": lesson.title,
@@ -93,5 +188,8 @@ def _lesson_stats(
         "passed": int(passed),
         "pass_rate": round(passed / attempts, 4) if attempts else None,
         "average_percent": round(float(average), 2) if average is not None else None,
+        "first_attempts": int(first_attempts),
+        "first_passed": int(first_passed),
+        "first_pass_rate": round(first_passed / first_attempts, 4) if first_attempts else None,
         "questions": questions,
     }

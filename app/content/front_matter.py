@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from .models import ContentError, Problem
+from .models import ContentError, Problem, ReviewAnswers
 
 ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]*")
 MAX_ID_LENGTH = 100
@@ -27,7 +27,10 @@ KNOWN_FIELDS = (
     "nextLessonId",
     "passPercent",
     "playground",
+    "reviewAnswers",
+    "maxAttempts",
 )
+REVIEW_ANSWERS = ("always", "after-pass", "never")
 
 _DURATION_TOKEN = re.compile(
     r"\s*(\d+(?:\.\d+)?)\s*(h|hr|hrs|hour|hours|m|min|mins|minute|minutes)\b\s*,?", re.IGNORECASE
@@ -138,6 +141,11 @@ def _load_yaml(text: str, first_line: int) -> Any:
         return loader.construct_document(node)
     finally:
         loader.dispose()
+
+
+def load_yaml(text: str, first_line: int) -> Any:
+    """Strict YAML (no duplicate keys, no control characters) whose first line is `first_line`."""
+    return _load_yaml(text, first_line)
 
 
 def _parse_meta(
@@ -279,6 +287,8 @@ class FrontMatter:
     pass_percent: int | None
     next_lesson_id: str | None
     playground: dict[str, Any] | None
+    review_answers: ReviewAnswers = "always"
+    max_attempts: int | None = None
     warnings: list[Problem] = field(default_factory=list)
 
 
@@ -307,6 +317,14 @@ def read_front_matter(text: str, first_line: int, path: str) -> FrontMatter:
     pass_percent = _integer(meta, lines, "passPercent", None, 0, 100)
     next_id = _identifier(meta, lines, "nextLessonId", required=False)
     playground = _playground(meta, lines)
+    review = meta.get("reviewAnswers", "always")
+    if review not in REVIEW_ANSWERS:
+        raise ContentError(
+            f"field 'reviewAnswers' is {review!r}",
+            line=lines.get("reviewAnswers"),
+            hint="use always (the default), after-pass or never",
+        )
+    max_attempts = _integer(meta, lines, "maxAttempts", None, 1, 10**6)
     assert lesson_id and title and section and order is not None
     return FrontMatter(
         id=lesson_id,
@@ -318,5 +336,7 @@ def read_front_matter(text: str, first_line: int, path: str) -> FrontMatter:
         pass_percent=pass_percent,
         next_lesson_id=next_id,
         playground=playground,
+        review_answers=review,
+        max_attempts=max_attempts,
         warnings=warnings,
     )

@@ -12,7 +12,7 @@ import bisect
 import re
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from markdown.blockprocessors import HRProcessor
@@ -33,6 +33,9 @@ _ATTR_LIST = AttrListTreeprocessor.HEADER_RE  # `## Title {#id}`: the braces are
 _ATX = re.compile(r"^(#{1,6})(.*)$")
 _SETEXT_UNDERLINE = re.compile(r"^(?:=+|-+)[ ]*$")
 _QUESTION = re.compile(r"^\s{0,3}(\d+)[.)]\s+(.*)$")
+_NUMBERED = re.compile(r"^(\s*)(\d+[.)]\s+)(.*)$")
+_NUMERIC = re.compile(r"^\s*=\s*(.*)$")
+_TRAIN_FENCE = re.compile(r"^\s*(`{3,}|~{3,})[ ]*train[ ]*$")
 _OPTION = re.compile(r"^\s*[-*+]\s+(.*)$")
 _MARKER = re.compile(r"^\[([ xX])\]\s+(.*)$")
 _EXPLANATION = re.compile(r"^\s*>\s?(.*)$")
@@ -41,13 +44,31 @@ _TASK_ITEM = re.compile(r"^\s*(?:>\s*)*(?:[-*+]|\d+[.)])\s+\[[ xX]\](?=\s|$)")
 
 
 @dataclass(slots=True)
+class DraftOption:
+    """A `- option` bullet as written, with the `> ...` feedback lines indented under it."""
+
+    line: int
+    text: str
+    marker: bool | None
+    indent: int
+    feedback: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class DraftQuestion:
-    """A numbered item of the knowledge check, before its options are validated."""
+    """A numbered item of the knowledge check, before its answers are validated."""
 
     line: int
     prompt: list[str]
-    options: list[tuple[int, str, bool | None]]  # (line, text, marker)
-    explanation: list[str]
+    #: the column its text starts at: a numbered line indented this far is an ordering item
+    content_column: int
+    options: list[DraftOption] = field(default_factory=list)
+    explanation: list[str] = field(default_factory=list)
+    numeric: list[tuple[int, str]] = field(default_factory=list)  # (line, text after '=')
+    items: list[tuple[int, str]] = field(default_factory=list)  # (line, text)
+    run: tuple[int, str] | None = None  # (line of the opening fence, the block's text)
+    #: what a wrapped (lazy continuation) line continues
+    last: str = "prompt"
 
 
 class SplitBody(NamedTuple):
@@ -166,20 +187,69 @@ def split_knowledge_check(body: str, first_line: int) -> SplitBody:
     return SplitBody(rest, questions, first_line + start, tasks)
 
 
+def _indent(line: str) -> int:
+    expanded = line.expandtabs(TAB_LENGTH)
+    return len(expanded) - len(expanded.lstrip(" "))
+
+
 def _parse_questions(lines: list[str], first_line: int) -> list[DraftQuestion]:
     questions: list[DraftQuestion] = []
+    fence: tuple[int, str, int, list[str]] | None = None  # (line, fence, indent, body lines)
     for offset, line in enumerate(lines):
         number = first_line + offset
+        current = questions[-1] if questions else None
+        if fence is not None:
+            opened, marks, indent, body = fence
+            stripped = line.strip()
+            if stripped and set(stripped) == {marks[0]} and len(stripped) >= len(marks):
+                assert current is not None
+                current.run, current.last, fence = (opened, "\n".join(body)), "run", None
+            else:
+                body.append(line.expandtabs(TAB_LENGTH)[indent:] if _indent(line) >= indent else "")
+            continue
         if not line.strip():
             continue
-        if match := _QUESTION.match(line):
-            questions.append(DraftQuestion(number, [match.group(2)], [], []))
+        indent = _indent(line)
+        nested = _NUMBERED.match(line)
+        if current is not None and nested and indent >= current.content_column:
+            # A numbered list inside a question: the items of an ordering, in the right order.
+            current.items.append((number, nested.group(3)))
+            current.last = "item"
             continue
-        current = questions[-1] if questions else None
+        if match := _QUESTION.match(line):
+            assert nested is not None
+            column = len(nested.group(1).expandtabs(TAB_LENGTH) + nested.group(2).expandtabs())
+            questions.append(DraftQuestion(number, [match.group(2)], column))
+            continue
+        if opening := _TRAIN_FENCE.match(line):
+            if current is None:
+                raise ContentError(
+                    "train block before any numbered question",
+                    line=number,
+                    hint="put the ```train block inside the question it belongs to",
+                )
+            if current.run is not None:
+                raise ContentError(
+                    "question has a second train block; one run per question",
+                    line=number,
+                    hint="split it into two questions",
+                )
+            fence = (number, opening.group(1), indent, [])
+            continue
         if match := _EXPLANATION.match(line):
             if current is None:
                 continue  # a quote above the first question is an introduction, not an answer
-            current.explanation.append(match.group(1))
+            last = current.options[-1] if current.options else None
+            if last is not None and current.last == "option" and indent > last.indent:
+                last.feedback.append(match.group(1))  # indented under the option: its feedback
+            else:
+                current.explanation.append(match.group(1))
+                current.last = "explanation"
+        elif match := _NUMERIC.match(line):
+            if current is None:
+                continue  # like any other text above the first question
+            current.numeric.append((number, match.group(1)))
+            current.last = "numeric"
         elif match := _OPTION.match(line):
             if current is None:
                 raise ContentError(
@@ -190,14 +260,39 @@ def _parse_questions(lines: list[str], first_line: int) -> list[DraftQuestion]:
             text = match.group(1)
             marker = _MARKER.match(text)
             if marker:
-                current.options.append((number, marker.group(2), marker.group(1) != " "))
+                current.options.append(
+                    DraftOption(number, marker.group(2), marker.group(1) != " ", indent)
+                )
             else:
-                current.options.append((number, text, None))
+                current.options.append(DraftOption(number, text, None, indent))
+            current.last = "option"
         elif current is not None and not current.explanation:
-            # Lazy continuation: a wrapped prompt or a wrapped option.
-            if current.options:
-                opt_line, text, mark = current.options[-1]
-                current.options[-1] = (opt_line, f"{text} {line.strip()}", mark)
-            else:
-                current.prompt.append(line.strip())
+            _continue(current, line.strip(), number)
+    if fence is not None:
+        raise ContentError(
+            "train block is not closed",
+            line=fence[0],
+            hint=f"end it with a line of {fence[1]}",
+        )
     return questions
+
+
+def _continue(question: DraftQuestion, text: str, number: int) -> None:
+    """A lazy continuation line: a wrapped prompt, option, option feedback or ordering item."""
+    if question.last == "item":
+        item_line, item = question.items[-1]
+        question.items[-1] = (item_line, f"{item} {text}")
+    elif question.options:
+        option = question.options[-1]
+        if option.feedback:
+            option.feedback.append(text)
+        else:
+            option.text = f"{option.text} {text}"
+    elif question.last == "numeric":
+        raise ContentError(
+            "text after an '=' answer line",
+            line=number,
+            hint="write the prompt above the '=' lines, and an explanation as a '> ...' line",
+        )
+    else:
+        question.prompt.append(text)

@@ -10,7 +10,6 @@ unless `load_course(..., lazy=True)` defers it to the body's first use, as the s
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections.abc import Callable
@@ -21,9 +20,10 @@ import frontmatter
 
 from .cache import RenderCache
 from .front_matter import ID_PATTERN, KNOWN_FIELDS, parse_duration, read_front_matter  # noqa: F401
-from .knowledge_check import DraftQuestion, split_knowledge_check
-from .models import ContentError, Course, Lesson, Option, Problem, Question, Quiz
-from .render import LessonBody, Rendered, render_body, render_inline
+from .knowledge_check import split_knowledge_check
+from .models import ContentError, Course, Lesson, Problem, RunValidator
+from .questions import build_quiz
+from .render import LessonBody, Rendered, render_body
 
 log = logging.getLogger("backprop.content")
 
@@ -93,81 +93,6 @@ def _split(raw: bytes, rel: str) -> _Source:
     )
 
 
-def _question_ids(lesson_id: str, prompts: list[str]) -> list[str]:
-    """Stable, opaque question ids: a hash of the prompt, so reordering keeps history valid."""
-    ids: list[str] = []
-    for index, prompt in enumerate(prompts):
-        qid = "q" + hashlib.sha256(f"{lesson_id}\0{prompt}".encode()).hexdigest()[:10]
-        if qid in ids:  # identical prompts: disambiguate by position
-            qid = f"{qid}-{index + 1}"
-        ids.append(qid)
-    return ids
-
-
-def _option_id(lesson_id: str, question_id: str, text: str) -> str:
-    return "o" + hashlib.sha256(f"{lesson_id}\0{question_id}\0{text}".encode()).hexdigest()[:12]
-
-
-def _build_quiz(
-    lesson_id: str, drafts: list[DraftQuestion], pass_percent: int | None, heading_line: int
-) -> Quiz:
-    if not drafts:
-        raise ContentError(
-            "the Knowledge Check section has no numbered questions",
-            line=heading_line,
-            hint="write questions as '1. Question?' with '- option' bullets below",
-        )
-    prompts = [" ".join(d.prompt).strip() for d in drafts]
-    ids = _question_ids(lesson_id, prompts)
-    questions = []
-    for draft, prompt, qid in zip(drafts, prompts, ids, strict=True):
-        if len(draft.options) < 2:
-            raise ContentError(
-                f"question has {len(draft.options)} option(s); it needs at least two",
-                line=draft.line,
-                hint="list the options as '- ...' bullets indented under the question",
-            )
-        marks = [mark for _, _, mark in draft.options]
-        ticked = [line for line, _, mark in draft.options if mark]
-        if len(ticked) > 1:
-            raise ContentError(
-                f"question marks {len(ticked)} options [x]; exactly one may be right",
-                line=ticked[1],
-                hint="leave one '- [x]' and make the others '- [ ]'",
-            )
-        if any(m is not None for m in marks) and not ticked:
-            raise ContentError(
-                "question uses [ ] markers but marks no option [x]",
-                line=draft.line,
-                hint="mark the right option with '- [x]'",
-            )
-        texts = [text.strip() for _, text, _ in draft.options]
-        if len(set(texts)) != len(texts):
-            raise ContentError(
-                "question lists the same option twice",
-                line=draft.line,
-                hint="every option's text must differ",
-            )
-        right = texts.index(next(t for (_, t, m) in draft.options if m)) if ticked else 0
-        options = tuple(
-            Option(
-                id=_option_id(lesson_id, qid, text), html=render_inline(text), correct=i == right
-            )
-            for i, text in enumerate(texts)
-        )
-        explanation = " ".join(s.strip() for s in draft.explanation).strip()
-        questions.append(
-            Question(
-                id=qid,
-                prompt_html=render_inline(prompt),
-                options=options,
-                explanation_html=render_inline(explanation) if explanation else None,
-                line=draft.line,
-            )
-        )
-    return Quiz(questions=tuple(questions), pass_percent=pass_percent)
-
-
 def _strip_title_heading(body: str, title: str) -> str:
     """Drop a leading `# Title` that repeats the front matter title: the page shows it once."""
     stripped = body.lstrip("\n")
@@ -184,16 +109,30 @@ def load_lesson(
     raw: bytes | None = None,
     *,
     render: Callable[[str], Rendered] | None = None,
+    validate_run: RunValidator | None = None,
 ) -> tuple[Lesson, list[Problem]]:
     """Parse, validate and render one file; raises ContentError for the first error found.
 
-    With `render`, the body is not rendered here but by `render` on its first use.
+    With `render`, the body is not rendered here but by `render` on its first use;
+    `validate_run` checks each ```train block (see RunValidator).
     """
     source = _split(read_bytes(path) if raw is None else raw, rel)
     meta = read_front_matter(source.meta_text, source.meta_line, rel)
     warnings = list(meta.warnings)
     body, drafts, heading_line, task_lines = split_knowledge_check(source.body, source.body_line)
-    quiz = None if drafts is None else _build_quiz(meta.id, drafts, meta.pass_percent, heading_line)
+    quiz = (
+        None
+        if drafts is None
+        else build_quiz(
+            meta.id,
+            drafts,
+            heading_line,
+            pass_percent=meta.pass_percent,
+            review_answers=meta.review_answers,
+            max_attempts=meta.max_attempts,
+            validate_run=validate_run,
+        )
+    )
     warnings.extend(
         Problem(
             rel,
@@ -236,11 +175,18 @@ def discover(content_dir: Path) -> list[tuple[Path, str]]:
 
 
 def _load_cached(
-    path: Path, shown: str, cache: RenderCache | None, *, lazy: bool = False
+    path: Path,
+    shown: str,
+    cache: RenderCache | None,
+    *,
+    lazy: bool = False,
+    validate_run: RunValidator | None = None,
 ) -> tuple[Lesson, list[Problem]]:
     """Load one file; its body is read from the cache, or rendered (now or lazily) and stored."""
     if cache is None:
-        return load_lesson(path, shown, render=render_body if lazy else None)
+        return load_lesson(
+            path, shown, render=render_body if lazy else None, validate_run=validate_run
+        )
 
     def render(source: str) -> Rendered:
         key = cache.key(source)
@@ -250,7 +196,7 @@ def _load_cached(
             cache.put(key, rendered)
         return rendered
 
-    lesson, warnings = load_lesson(path, shown, render=render)
+    lesson, warnings = load_lesson(path, shown, render=render, validate_run=validate_run)
     if not lazy:
         lesson.body.rendered()
     return lesson, warnings
@@ -262,13 +208,15 @@ def load_course(
     display_root: Path | None = None,
     cache_dir: Path | None = None,
     lazy: bool = False,
+    validate_run: RunValidator | None = None,
 ) -> Course:
     """Load every lesson under `content_dir`; bad files become Problems, never exceptions.
 
     With `cache_dir`, rendered bodies are kept there between runs (see cache.py), and entries
     no loaded lesson uses are deleted. With `lazy`, files are still read and validated now, but
     each body is read from the cache or rendered on its first use; `backprop check` and the
-    tests load eagerly.
+    tests load eagerly. `validate_run` checks every ```train block as /train input; without
+    it a block need only map field names to plain values.
     """
     cache = RenderCache(cache_dir) if cache_dir else None
     problems: list[Problem] = []
@@ -281,7 +229,9 @@ def load_course(
     for path, rel in discover(content_dir):
         shown = (display_root / rel).as_posix() if display_root else rel
         try:
-            lesson, warnings = _load_cached(path, shown, cache, lazy=lazy)
+            lesson, warnings = _load_cached(
+                path, shown, cache, lazy=lazy, validate_run=validate_run
+            )
         except ContentError as exc:
             problems.append(Problem(shown, exc.line, exc.message, exc.hint))
             continue

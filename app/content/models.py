@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from decimal import Context, Decimal, localcontext
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from .render import LessonBody
@@ -36,6 +38,10 @@ class Problem:
         return f"{text} (hint: {self.hint})" if self.hint else text
 
 
+QuestionType = Literal["single", "multiple", "numeric", "ordering"]
+ReviewAnswers = Literal["always", "after-pass", "never"]
+
+
 @dataclass(frozen=True, slots=True)
 class Option:
     """One answer a learner can pick; `id` is opaque and says nothing about `correct`."""
@@ -43,27 +49,85 @@ class Option:
     id: str
     html: str
     correct: bool
+    #: shown beside this option in the review when the learner chose it
+    feedback_html: str | None = None
+
+
+#: Decimal arithmetic wide enough for any number a learner types, with nothing trapped: an
+#: exponent past the range becomes Infinity (and so wrong) instead of an exception.
+_EXACT = Context(prec=80, Emax=10**6, Emin=-(10**6), traps=[])
+
+#: Checks a ```train block's mapping as /train input and returns it as it will run; raises
+#: ValueError saying what is wrong. Passed in by the caller: this layer knows nothing of training.
+RunValidator = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class NumericAnswer:
+    """One `= VALUE [+- TOL | +- P%]` line: a number and how far from it is still right."""
+
+    value: Decimal
+    tolerance: Decimal = Decimal(0)
+    #: True when the line gave the tolerance as a percentage of the value
+    relative: bool = False
+
+    @property
+    def absolute_tolerance(self) -> Decimal:
+        """The tolerance in the value's own units."""
+        return abs(self.value) * self.tolerance / 100 if self.relative else self.tolerance
+
+    def matches(self, number: Decimal) -> bool:
+        """Whether `number` is within the tolerance of the value (inclusive, exact decimals)."""
+        with localcontext(_EXACT):
+            return abs(number - self.value) <= self.absolute_tolerance
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One element of an ordering question; a question lists its items in the right order."""
+
+    id: str
+    html: str
 
 
 @dataclass(frozen=True, slots=True)
 class Question:
-    """A numbered knowledge-check item with its options and optional explanation."""
+    """A numbered knowledge-check item: its type, what can be answered and what is right."""
 
     id: str
     prompt_html: str
     options: tuple[Option, ...]
     explanation_html: str | None
     line: int
-    correct_option: Option = field(init=False, repr=False)
+    type: QuestionType = "single"
+    #: numeric: the accepted `=` lines, any of which is right
+    numeric: tuple[NumericAnswer, ...] = ()
+    #: ordering: the items in the right order
+    items: tuple[Item, ...] = ()
+    #: predict-then-run: the /train configuration the review runs, or None
+    run: dict[str, Any] | None = None
+    #: single choice: the right option (None for the other types)
+    correct_option: Option | None = field(init=False, repr=False)
     _by_id: dict[str, Option] = field(init=False, repr=False, compare=False)
+    _items: dict[str, Item] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Looked up on every grading request: index once.
-        object.__setattr__(self, "correct_option", next(o for o in self.options if o.correct))
+        right = next((o for o in self.options if o.correct), None)
+        object.__setattr__(self, "correct_option", right if self.type == "single" else None)
         object.__setattr__(self, "_by_id", {o.id: o for o in self.options})
+        object.__setattr__(self, "_items", {i.id: i for i in self.items})
 
     def option(self, option_id: str) -> Option | None:
         return self._by_id.get(option_id)
+
+    def item(self, item_id: str) -> Item | None:
+        return self._items.get(item_id)
+
+    @property
+    def correct_options(self) -> tuple[Option, ...]:
+        """The options marked right (one for single choice, one or more for multiple select)."""
+        return tuple(o for o in self.options if o.correct)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,13 +136,18 @@ class Quiz:
 
     questions: tuple[Question, ...]
     pass_percent: int | None = None
+    #: when the review shows right answers and explanations: always, once passed, or never
+    review_answers: ReviewAnswers = "always"
+    #: attempts allowed per learner (a guest: per visitor cookie); None is unlimited
+    max_attempts: int | None = None
     _by_id: dict[str, Question] = field(init=False, repr=False, compare=False)
-    #: option id → the id of the question it belongs to
+    #: option or item id → the id of the question it belongs to
     owners: dict[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_id", {q.id: q for q in self.questions})
         owners = {o.id: q.id for q in self.questions for o in q.options}
+        owners.update({i.id: q.id for q in self.questions for i in q.items})
         object.__setattr__(self, "owners", owners)
 
     def question(self, question_id: str) -> Question | None:

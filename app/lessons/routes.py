@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse
 from ..accounts.pages import course_progress_context, open_lesson
 from ..content import Lesson, TocEntry
 from ..quizzes.deps import LearnerDep
-from ..quizzes.service import pass_percent_for, present
+from ..quizzes.service import attempts_left, pass_percent_for, present
 from ..training.query import playground_query
 from ..training.runner import DEFAULTS
 from ..web.deps import CourseDep, LessonDep, SettingsDep
@@ -75,6 +75,7 @@ async def lesson_page(
         "toc": toc,
         "questions": questions,
         "pass_percent": pass_percent_for(lesson, settings.pass_percent),
+        "attempts_left": attempts_left(lesson.quiz, learner) if lesson.quiz else None,
         "train_query": playground_query({**LESSON_NETWORK, **(lesson.playground or {})}),
         "lesson_progress": await open_lesson(request, lesson),
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
@@ -11,18 +12,28 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
-from ..accounts.deps import OptionalUser
-from ..accounts.progress import NoSuchUser, record_attempt
-from ..config import Settings
-from ..content import Lesson
+from ..accounts.progress import AttemptsUsed, NoSuchUser, record_attempt, record_guest_attempt
+from ..content import Lesson, Quiz
 from ..web.deps import LessonDep, SessionDep, SettingsDep
 from ..web.schemas import TOO_LARGE, UNPARSABLE_BODY, ErrorBody
 from ..web.security import CSRF_FIELD, csrf_ok
 from ..web.templates import render
-from .deps import LearnerDep
-from .grading import AnswerError, Grade
+from .charts import accuracy_chart, loss_chart
+from .deps import LearnerDep, guest_id, tracks_guests
+from .grading import AnswerError, AnswerIds, Grade
+from .runs import runs_for
 from .schemas import AttemptIn, AttemptOut, OptionOut, QuestionOut, QuizOut
-from .service import grade_lesson, pass_percent_for, present, review
+from .service import (
+    Learner,
+    answer_ids,
+    attempts_left,
+    form_answers,
+    grade_lesson,
+    pass_percent_for,
+    present,
+    reveals,
+    review,
+)
 
 log = logging.getLogger("backprop")
 
@@ -32,37 +43,69 @@ pages = APIRouter(include_in_schema=False)
 MAX_FORM_FIELDS = 500
 
 UNAUTHORIZED = {401: {"model": ErrorBody, "description": "The bearer token is invalid or expired"}}
+NO_QUIZ = {404: {"model": ErrorBody, "description": "No such lesson, or it has no quiz"}}
+USED_UP = {409: {"model": ErrorBody, "description": "Every attempt the lesson allows is made"}}
 NOT_STORED = "the attempt was not stored; submit again"
 
 
-def stored(session: Session, user_id: int | None, result: Grade) -> int | None:
-    """The id of a signed-in learner's attempt once committed; None for a guest (not stored)."""
-    if user_id is None:
-        return None
+def used_up(allowed: int) -> HTTPException:
+    plural = "" if allowed == 1 else "s"
+    return HTTPException(
+        409, f"this quiz allows {allowed} attempt{plural} and you have made them all"
+    )
+
+
+def stored(
+    session: Session, learner: Learner, quiz: Quiz, result: Grade, secret: str
+) -> tuple[int | None, Learner]:
+    """Store a learner's attempt, or count a guest's; (attempt id, record after it), or 409."""
+    attempts, passed = learner.attempts + 1, learner.passed or result.passed
     try:
-        return record_attempt(session, user_id=user_id, grade=result)
+        if learner.user_id is not None:
+            attempt_id = record_attempt(
+                session, user_id=learner.user_id, grade=result, max_attempts=quiz.max_attempts
+            )
+        else:
+            attempt_id = None
+            if tracks_guests(quiz):
+                visitor = guest_id(secret, learner.key.removeprefix("visitor:"))
+                attempts, passed = record_guest_attempt(
+                    session,
+                    visitor=visitor,
+                    lesson_id=result.lesson_id,
+                    passed=result.passed,
+                    max_attempts=quiz.max_attempts,
+                )
+    except AttemptsUsed as exc:
+        raise used_up(exc.allowed) from None
     except NoSuchUser:
         raise HTTPException(401, "not signed in", headers={"WWW-Authenticate": "Bearer"}) from None
     except (DBAPIError, PoolTimeout, TimeoutError):
-        # locked past the timeouts, unreachable, or refusing the rows: record_attempt rolled
-        # the transaction back, so the learner is told so and can simply submit again
+        # locked past the timeouts, unreachable, or refusing the rows: the write rolled the
+        # transaction back, so the learner is told so and can simply submit again
         log.exception("storing a quiz attempt failed")
         raise HTTPException(503, NOT_STORED) from None
+    after = Learner(learner.key, learner.round, learner.user_id, attempts, passed)
+    return attempt_id, after
 
 
-NO_QUIZ = {404: {"model": ErrorBody, "description": "No such lesson, or it has no quiz"}}
-
-
-def require_quiz(lesson: Lesson):
+def require_quiz(lesson: Lesson) -> Quiz:
     if lesson.quiz is None:
         raise HTTPException(status_code=404, detail=f"lesson {lesson.id!r} has no knowledge check")
     return lesson.quiz
 
 
-def grade_or_422(lesson: Lesson, answers: dict[str, str | None], settings: Settings) -> Grade:
-    """Grade a submission; one that names unknown or mismatched ids is a 422 saying which."""
+def require_attempts_left(quiz: Quiz, learner: Learner) -> None:
+    """409 before any grading when the learner has no attempt left."""
+    if attempts_left(quiz, learner) == 0:
+        assert quiz.max_attempts is not None
+        raise used_up(quiz.max_attempts)
+
+
+def grade_or_422(lesson: Lesson, answers: dict[str, Any], settings: Any, ids: AnswerIds) -> Grade:
+    """Grade a submission; one that names unknown ids or sends a wrong shape is a 422 saying so."""
     try:
-        return grade_lesson(lesson, answers, default_pass=settings.pass_percent)
+        return grade_lesson(lesson, answers, default_pass=settings.pass_percent, ids=ids)
     except AnswerError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
 
@@ -70,7 +113,7 @@ def grade_or_422(lesson: Lesson, answers: dict[str, str | None], settings: Setti
 @api.get(
     "/{lesson_id}/quiz",
     response_model=QuizOut,
-    summary="A lesson's quiz, options in this learner's order, without answers",
+    summary="A lesson's quiz in this learner's order and ids, without answers",
     responses={**UNAUTHORIZED, **NO_QUIZ},
 )
 async def get_quiz(
@@ -80,15 +123,41 @@ async def get_quiz(
     return QuizOut(
         lesson_id=lesson.id,
         pass_percent=pass_percent_for(lesson, settings.pass_percent),
+        review_answers=quiz.review_answers,
+        max_attempts=quiz.max_attempts,
+        attempts_left=attempts_left(quiz, learner),
         questions=[
             QuestionOut(
                 id=q.id,
+                type=q.type,  # type: ignore[arg-type]
                 prompt=q.prompt_html,
                 options=[OptionOut(id=oid, text=html) for oid, html in q.options],
+                items=[OptionOut(id=iid, text=html) for iid, html in q.items],
+                run=q.run,
             )
             for q in present(quiz, learner=learner, secret=request.app.state.secret)
         ],
     )
+
+
+async def submit(
+    request: Request,
+    lesson: Lesson,
+    answers: dict[str, Any],
+    learner: Learner,
+    session: Session,
+    settings: Any,
+) -> tuple[Grade, int | None, Learner, bool, dict[str, dict[str, Any]], AnswerIds]:
+    """Grade, store, and fetch the real runs the review shows: the API's and the form's path."""
+    quiz = require_quiz(lesson)
+    require_attempts_left(quiz, learner)
+    secret = request.app.state.secret
+    ids = answer_ids(quiz, learner, secret)
+    result = grade_or_422(lesson, answers, settings, ids)
+    attempt_id, after = await run_in_threadpool(stored, session, learner, quiz, result, secret)
+    reveal = reveals(quiz, passed=after.passed)
+    runs = await runs_for(request, quiz) if reveal else {}
+    return result, attempt_id, after, reveal, runs, ids
 
 
 @api.post(
@@ -99,21 +168,33 @@ async def get_quiz(
         **UNAUTHORIZED,
         **UNPARSABLE_BODY,
         **NO_QUIZ,
+        **USED_UP,
         **TOO_LARGE,
+        422: {"model": ErrorBody, "description": "An unknown id, or a wrong answer shape"},
         503: {"model": ErrorBody, "description": "The attempt was not stored; submit again"},
     },
 )
-def submit_attempt(
+async def submit_attempt(
+    request: Request,
     lesson: LessonDep,
     body: AttemptIn,
-    user: OptionalUser,
+    learner: LearnerDep,
     session: SessionDep,
     settings: SettingsDep,
 ) -> AttemptOut:
-    """Graded for everyone; stored (with `attempt_id`) for a signed-in learner."""
-    require_quiz(lesson)
-    result = grade_or_422(lesson, body.answers, settings)
-    return AttemptOut.of(result, attempt_id=stored(session, user and user.id, result))
+    """Graded for everyone, stored for a learner; ids as this learner's GET .../quiz shows them."""
+    result, attempt_id, after, reveal, runs, ids = await submit(
+        request, lesson, body.answers, learner, session, settings
+    )
+    assert lesson.quiz is not None
+    return AttemptOut.of(
+        result,
+        attempt_id=attempt_id,
+        ids=ids,
+        reveal=reveal,
+        runs=runs,
+        attempts_left=attempts_left(lesson.quiz, after),
+    )
 
 
 @pages.post("/lessons/{lesson_id}/quiz", response_class=HTMLResponse)
@@ -125,7 +206,7 @@ async def submit_form(
     settings: SettingsDep,
 ) -> HTMLResponse:
     """The no-JavaScript path: a plain form post answered with the review page."""
-    require_quiz(lesson)
+    quiz = require_quiz(lesson)
     form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
     if not csrf_ok(request.app.state.secret, request.state.csrf_subject, form.get(CSRF_FIELD)):
         raise HTTPException(
@@ -133,15 +214,16 @@ async def submit_form(
             detail="This form has expired or did not come from this site. Reload the lesson "
             "and submit again.",
         )
-    answers: dict[str, str | None] = {}
+    fields: list[tuple[str, str]] = []
     for key, value in form.multi_items():
         if key == CSRF_FIELD:
             continue
         if not isinstance(value, str):
-            raise HTTPException(status_code=422, detail=f"answer to {key!r} must be an option id")
-        answers[key] = value
-    result = grade_or_422(lesson, answers, settings)
-    attempt_id = await run_in_threadpool(stored, session, learner.user_id, result)
+            raise HTTPException(status_code=422, detail=f"answer to {key!r} must be text")
+        fields.append((key, value))
+    result, attempt_id, after, reveal, runs, _ = await submit(
+        request, lesson, form_answers(quiz, fields), learner, session, settings
+    )
     return render(
         request,
         "quiz_result.html",
@@ -149,6 +231,13 @@ async def submit_form(
             "lesson": lesson,
             "grade": result,
             "attempt_id": attempt_id,
-            "reviewed": review(lesson, result, learner=learner, secret=request.app.state.secret),
+            "reveal": reveal,
+            "runs": runs,
+            "loss_chart": loss_chart,
+            "accuracy_chart": accuracy_chart,
+            "attempts_left": attempts_left(quiz, after),
+            "reviewed": review(
+                lesson, result, learner=learner, secret=request.app.state.secret, reveal=reveal
+            ),
         },
     )

@@ -1,10 +1,19 @@
-"""The quiz API's request and response shapes: nothing in QuizOut can tell which option is right."""
+"""The quiz API's request and response shapes: nothing in QuizOut can tell what is right.
+
+Option and item ids are the learner's own (see grading.AnswerIds): a result's ids are those
+the same learner's quiz showed.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any, Literal
 
-from .grading import Grade
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from ..content import NumericAnswer
+from .grading import AnswerIds, Grade, Invalid, Number, QuestionResult
+
+QuestionType = Literal["single", "multiple", "numeric", "ordering"]
 
 
 class OptionOut(BaseModel):
@@ -14,33 +23,81 @@ class OptionOut(BaseModel):
 
 class QuestionOut(BaseModel):
     id: str
+    type: QuestionType = Field(
+        description="single: one option id; multiple: a list of option ids; numeric: a number; "
+        "ordering: the list of every item id, first first"
+    )
     prompt: str = Field(description="Safe inline HTML")
-    options: list[OptionOut]
+    options: list[OptionOut] = Field(description="In this learner's order; [] unless a choice")
+    items: list[OptionOut] = Field(description="Ordering: the items, shuffled; [] otherwise")
+    run: dict[str, Any] | None = Field(
+        description="Predict-then-run: the /train configuration the review runs, else null"
+    )
 
 
 class QuizOut(BaseModel):
     lesson_id: str
     pass_percent: int
+    review_answers: Literal["always", "after-pass", "never"] = Field(
+        description="When results carry right answers and explanations"
+    )
+    max_attempts: int | None = Field(description="Attempts allowed; null is unlimited")
+    attempts_left: int | None = Field(description="For this learner; null is unlimited")
     questions: list[QuestionOut]
 
 
 class AttemptIn(BaseModel):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"answers": {"q1a2b3c4d5e": "o0123456789ab"}}]}
+        json_schema_extra={
+            "examples": [
+                {
+                    "answers": {
+                        "q1a2b3c4d5e": "o0123456789abcdef",
+                        "q2b3c4d5e6f": ["o0123456789abcdef", "ofedcba9876543210"],
+                        "q3c4d5e6f7a": "0.5",
+                        "q4d5e6f7a8b": ["i0123456789abcdef", "ifedcba9876543210"],
+                    }
+                }
+            ]
+        }
     )
 
-    answers: dict[str, str | None] = Field(
-        description="Question id → chosen option id; leave a question out (or null) to skip it",
+    answers: dict[str, JsonValue] = Field(
+        description="Question id → answer: an option id (single), a list of option ids "
+        "(multiple), a number or numeric string (numeric), or every item id in order "
+        "(ordering); leave a question out (or null) to skip it",
         max_length=500,
     )
 
 
+class RunOut(BaseModel):
+    """The real run of a predict-then-run question."""
+
+    status: Literal["completed", "diverged", "unavailable"] = Field(
+        description="unavailable: the run could not be done just now; submit again later"
+    )
+    history: list[dict[str, Any]] = Field(description="Per epoch: loss and accuracies")
+    train_accuracy: float | None
+    test_accuracy: float | None
+
+
 class ResultOut(BaseModel):
     question_id: str
-    selected_option_id: str | None
-    correct_option_id: str
+    type: QuestionType
     correct: bool
+    selected: JsonValue = Field(description="The answer as understood; null if unanswered")
+    correct_answer: JsonValue = Field(
+        description="An option id, a list of option ids, {value, tolerance}, or the item ids "
+        "in order; null when the lesson does not show answers (yet)"
+    )
+    selected_option_id: str | None = Field(description="Single choice: as `selected`")
+    correct_option_id: str | None = Field(description="Single choice: as `correct_answer`")
     explanation: str | None = Field(description="Safe inline HTML, or null")
+    feedback: dict[str, str] | None = Field(
+        description="Chosen option id → its feedback (safe inline HTML), or null"
+    )
+    note: str | None = Field(description="Why an answer could not count, e.g. 'not a number'")
+    run: RunOut | None = Field(description="Predict-then-run: the real run, when shown")
 
 
 class AttemptOut(BaseModel):
@@ -50,10 +107,22 @@ class AttemptOut(BaseModel):
     percent: float
     passed: bool
     attempt_id: int | None = Field(description="Stored attempt's id; null for guests")
+    answers_shown: bool = Field(description="Whether results carry right answers (reviewAnswers)")
+    attempts_left: int | None = Field(description="null is unlimited")
     results: list[ResultOut]
 
     @classmethod
-    def of(cls, grade: Grade, attempt_id: int | None) -> AttemptOut:
+    def of(
+        cls,
+        grade: Grade,
+        attempt_id: int | None,
+        *,
+        ids: AnswerIds,
+        reveal: bool = True,
+        runs: dict[str, dict[str, Any]] | None = None,
+        attempts_left: int | None = None,
+    ) -> AttemptOut:
+        runs = runs or {}
         return cls(
             lesson_id=grade.lesson_id,
             score=grade.score,
@@ -61,14 +130,52 @@ class AttemptOut(BaseModel):
             percent=grade.percent,
             passed=grade.passed,
             attempt_id=attempt_id,
-            results=[
-                ResultOut(
-                    question_id=r.question_id,
-                    selected_option_id=r.selected_option_id,
-                    correct_option_id=r.correct_option_id,
-                    correct=r.correct,
-                    explanation=r.explanation_html,
-                )
-                for r in grade.results
-            ],
+            answers_shown=reveal,
+            attempts_left=attempts_left,
+            results=[result_out(r, ids, reveal, runs.get(r.question_id)) for r in grade.results],
         )
+
+
+def public_answer(result: QuestionResult, ids: AnswerIds) -> JsonValue:
+    """The learner's answer in their own ids (a numeric one as a number, or the text sent)."""
+    answer = result.answer
+    if answer is None or isinstance(answer, Invalid):
+        return None
+    if isinstance(answer, str):
+        return ids.to_public(answer)
+    if isinstance(answer, frozenset):
+        return [ids.to_public(o) for o in result.chosen()]
+    if isinstance(answer, Number):
+        return float(answer.value) if answer.value is not None else answer.text
+    return [ids.to_public(i) for i in answer]
+
+
+def public_correct(result: QuestionResult, ids: AnswerIds) -> JsonValue:
+    right = result.correct_answer()
+    if isinstance(right, NumericAnswer):
+        return {"value": float(right.value), "tolerance": float(right.absolute_tolerance)}
+    if isinstance(right, str):
+        return ids.to_public(right)
+    return [ids.to_public(i) for i in right]
+
+
+def result_out(
+    result: QuestionResult, ids: AnswerIds, reveal: bool, run: dict[str, Any] | None
+) -> ResultOut:
+    single = result.type == "single"
+    selected = public_answer(result, ids)
+    right = public_correct(result, ids) if reveal else None
+    feedback = {ids.to_public(o): html for o, html in result.feedback()} if reveal else {}
+    return ResultOut(
+        question_id=result.question_id,
+        type=result.type,
+        correct=result.correct,
+        selected=selected,
+        correct_answer=right,
+        selected_option_id=selected if single else None,  # type: ignore[arg-type]
+        correct_option_id=right if single else None,  # type: ignore[arg-type]
+        explanation=result.explanation_html if reveal else None,
+        feedback=feedback or None,
+        note=result.note,
+        run=RunOut(**run) if run is not None and reveal else None,
+    )

@@ -40,11 +40,12 @@ def plain_fences(source: str) -> list[str]:
 DIAGRAMS = plain_fences(SEED_SOURCE)
 
 
-def radios(page: Page) -> list[list[str]]:
-    """Each question's option ids in the order this page shows them."""
+def radios(page: Page) -> list[list[tuple[str, str]]]:
+    """Each question's options, (this learner's id, text), in the order this page shows them."""
     return page.eval_on_selector_all(
         "form.quiz fieldset",
-        "sets => sets.map(s => [...s.querySelectorAll('input[type=radio]')].map(r => r.value))",
+        "sets => sets.map(s => [...s.querySelectorAll('label.option')].map("
+        "l => [l.querySelector('input[type=radio]').value, l.textContent.trim()]))",
     )
 
 
@@ -69,15 +70,17 @@ def tab_into_quiz(page: Page) -> None:
 def answer_by_keyboard(page: Page, quiz, choose) -> dict[str, str]:
     """Answer every question with Tab, arrow keys and Space, then submit with Enter.
 
-    `choose(question) -> option id` picks the answer; returns what was chosen.
+    `choose(question) -> option id` (the content's) picks the answer; returns what was chosen.
     """
     order = radios(page)
     chosen = {}
     tab_into_quiz(page)
-    for question, shown in zip(quiz.questions, order, strict=True):
+    for question, options in zip(quiz.questions, order, strict=True):
         now = focused(page)
         assert (now["type"], now["name"]) == ("radio", question.id), now
-        target = choose(question)
+        pick = choose(question)
+        shown = [value for value, _ in options]
+        target = dict((text, value) for value, text in options)[_text(question.option(pick).html)]
         steps = shown.index(target) - shown.index(now["value"])
         if steps == 0:
             page.keyboard.press("Space")
@@ -85,7 +88,7 @@ def answer_by_keyboard(page: Page, quiz, choose) -> dict[str, str]:
             page.keyboard.press("ArrowDown" if steps > 0 else "ArrowUp")
         now = focused(page)
         assert now["value"] == target and now["checked"], now
-        chosen[question.id] = target
+        chosen[question.id] = pick
         page.keyboard.press("Tab")
     now = focused(page)
     assert now["tag"] == "BUTTON" and now["text"] == "Check my answers", now
@@ -171,7 +174,7 @@ def test_without_javascript_the_quiz_submits_and_shows_its_review(open_session):
     chosen = {}
     for question, fieldset in zip(SEED_QUIZ.questions, page.locator("form.quiz fieldset").all(),
                                   strict=True):  # fmt: skip
-        fieldset.locator(f"input[value='{question.correct_option.id}']").check()
+        fieldset.get_by_label(_text(question.correct_option.html), exact=True).check()
         chosen[question.id] = question.correct_option.id
     with page.expect_navigation():
         page.get_by_role("button", name="Check my answers").click()
@@ -218,8 +221,9 @@ def test_a_learner_registers_logs_in_passes_the_quiz_and_logs_out_for_good(site,
 
     page.get_by_role("link", name="Introduction to Neural Networks").click()
     expect(page.locator(".lesson-header .status")).to_have_text("in progress")
-    for question in SEED_QUIZ.questions:
-        page.locator(f"input[value='{question.correct_option.id}']").check()
+    for question, fieldset in zip(SEED_QUIZ.questions, page.locator("form.quiz fieldset").all(),
+                                  strict=True):  # fmt: skip
+        fieldset.get_by_label(_text(question.correct_option.html), exact=True).check()
     page.get_by_role("button", name="Check my answers").click()
     expect(page.get_by_role("status")).to_contain_text("5 of 5 correct")
     expect(page.locator(".form-ok")).to_contain_text("Saved to your attempt history")
