@@ -74,7 +74,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     # Checking the served folder renders into the server's render cache, so a deploy that runs
     # `backprop check` first starts a server with nothing to render; other folders leave it alone.
     served = root.resolve() == settings.content_dir.resolve()
-    cache_dir = render_cache_dir(settings.data_dir) if served else None
+    # DATA_DIR made (or tightened) owner-only first, as the server does: its cache would
+    # otherwise create it with the umask's mode
+    cache_dir = render_cache_dir(settings.make_data_dir()) if served else None
     course = load_course(root, display_root=root, cache_dir=cache_dir)
     for problem in sorted(course.problems, key=lambda p: (p.path, p.line or 0)):
         print(problem.format())

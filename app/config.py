@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -80,8 +81,15 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'backprop.db').as_posix()}"
 
     def make_data_dir(self) -> Path:
-        """DATA_DIR, created owner-only (0700) if missing: password hashes, answer keys, the key."""
-        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        """DATA_DIR, owner-only (0700): password hashes, answer keys and the secret key live in it.
+
+        Missing folders are made 0700; an existing DATA_DIR of ours that is looser (made by an
+        older version, or by hand under the usual umask) is tightened to 0700.
+        """
+        make_private_dirs(self.data_dir)
+        info = self.data_dir.stat()
+        if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) & 0o077:
+            os.chmod(self.data_dir, 0o700)
         return self.data_dir
 
     def resolved_secret_key(self) -> str:
@@ -110,6 +118,27 @@ class Settings(BaseSettings):
         finally:
             tmp.unlink()
         return key
+
+
+def make_private_dirs(path: Path) -> Path:
+    """`path` as a folder, each missing folder on the way created owner-only (0700).
+
+    `Path.mkdir(mode=..., parents=True)` gives the mode to the last folder only and makes the
+    parents with the umask's 0755: `DATA_DIR/cache/lessons` made first would leave DATA_DIR
+    readable by everyone. Folders that exist already are left as they are.
+    """
+    missing: list[Path] = []
+    folder = path
+    while not folder.is_dir() and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:  # another process made it first, or it is not a folder
+            if not folder.is_dir():
+                raise
+    return path
 
 
 #: How to make a strong secret, quoted in the refusal.

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
-from .config import PROJECT_ROOT
+from .config import PROJECT_ROOT, make_private_dirs
 
 log = logging.getLogger("backprop")
 
@@ -54,7 +54,7 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:" and not parsed.query.get("uri"):
             path = Path(parsed.database)
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_private_dirs(path.parent)
             # Created owner-only before SQLite opens it (it would use the umask's 0644): the file
             # holds password hashes; SQLite gives its -wal and -shm files the same mode.
             with contextlib.suppress(FileExistsError):

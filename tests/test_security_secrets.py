@@ -110,6 +110,46 @@ def test_data_dir_is_0700_and_every_file_in_it_0600(make_app, tmp_path, umask_02
         assert loose == {}
 
 
+def tree_modes(root: Path) -> dict[str, str]:
+    """Every folder and file under `root` (itself included, as "."), with its mode in octal."""
+    return {
+        (p.relative_to(root).as_posix() if p != root else "."): oct(mode(p))
+        for p in [root, *root.rglob("*")]
+    }
+
+
+def test_backprop_check_run_first_leaves_data_dir_owner_only_and_the_server_keeps_it(
+    make_app, tmp_path, umask_022
+):
+    # the README's deploy warm-up: `backprop check` fills the render cache before the server
+    # ever ran, under the usual umask (inherited by the command)
+    data = tmp_path / "srv" / "data"
+    finished = subprocess.run(
+        [sys.executable, "-m", "app.cli", "check", "content"],
+        cwd=ROOT, env={**os.environ, "DATA_DIR": str(data), "CONTENT_DIR": "content"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    after_check = tree_modes(data)
+    folders = {".": "0o700", "cache": "0o700", "cache/lessons": "0o700"}
+    assert {n: m for n, m in after_check.items() if (data / n).is_dir()} == folders
+    assert mode(data.parent) == 0o700  # a missing parent is made owner-only too
+    entries = [n for n in after_check if n.endswith(".json")]
+    assert entries and {after_check[n] for n in entries} == {"0o600"}
+    make_app(secret_key=None, data_dir=data, database_url=f"sqlite:///{data / 'backprop.db'}")
+    served = tree_modes(data)
+    assert {n: m for n, m in served.items() if (data / n).is_dir()} == folders
+    assert {m for n, m in served.items() if not (data / n).is_dir()} == {"0o600"}
+
+
+def test_a_data_dir_left_readable_by_others_is_tightened_to_0700_at_start(make_app, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)
+    make_app(secret_key=None, data_dir=data)
+    assert mode(data) == 0o700
+
+
 def test_the_server_refuses_to_start_with_a_weak_secret_key(tmp_path):
     env = {**os.environ, **server_env(tmp_path / "data"), "SECRET_KEY": "x"}
     finished = subprocess.run(

@@ -22,6 +22,7 @@ from functools import lru_cache
 from importlib.metadata import version
 from pathlib import Path
 
+from ..config import make_private_dirs
 from .models import TocEntry
 from .render import Rendered
 
@@ -82,7 +83,7 @@ class RenderCache:
         # per process and thread: concurrent writers of one key never share a temporary file
         tmp = self.folder / f".{key}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
-            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_private_dirs(self.folder)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(json.dumps(data, ensure_ascii=False).encode())
