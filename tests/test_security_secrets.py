@@ -87,7 +87,6 @@ def test_data_dir_is_0700_and_every_file_in_it_0600(make_app, tmp_path, umask_02
     app = make_app(
         secret_key=None,
         database_url=f"sqlite:///{(data / 'backprop.db').as_posix()}",
-        attempt_writer_at_startup=True,
     )
     quiz = load_course(SEED_DIR).get(SEED).quiz
     with TestClient(app) as client:
