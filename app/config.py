@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import stat
@@ -98,10 +99,9 @@ class Settings(BaseSettings):
         if self.secret_key:
             return _strong(self.secret_key)
         path = self.data_dir / "secret_key"
-        try:
-            return _strong(path.read_text(encoding="ascii").strip(), path)
-        except FileNotFoundError:
-            pass
+        kept = _read_key_file(path)
+        if kept is not None:
+            return kept
         self.make_data_dir()
         key = secrets.token_urlsafe(48)
         # Written in full under a name of our own, then linked into place: link() fails if the
@@ -113,11 +113,49 @@ class Settings(BaseSettings):
             fh.write(key)
         try:
             os.link(tmp, path)
-        except FileExistsError:
-            key = _strong(path.read_text(encoding="ascii").strip(), path)
+        except FileExistsError:  # another worker's key won
+            won = _read_key_file(path)
+            if won is None:
+                raise ValueError(f"SECRET_KEY: {path} was deleted while starting") from None
+            key = won
         finally:
             tmp.unlink()
         return key
+
+
+def _read_key_file(path: Path) -> str | None:
+    """The strong key kept in `path`, or None if there is no such file.
+
+    Opened with O_NOFOLLOW: a symbolic link planted there (pointing at a file someone else can
+    read or write) is refused, never followed. O_NONBLOCK: a FIFO cannot hang the start.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise ValueError(
+            f"the secret key file {path} is a symbolic link, which is never followed; "
+            "SECRET_KEY: delete the link to have a key generated, or set SECRET_KEY "
+            f"to a random string ({_HOW})"
+        ) from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise ValueError(
+                f"the secret key file {path} is not a regular file; SECRET_KEY: delete it to "
+                "have a key generated"
+            )
+        data = fh.read()
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        raise ValueError(
+            f"the secret key in {path} is not ASCII text; SECRET_KEY: delete that file to have "
+            "one generated"
+        ) from None
+    return _strong(text.strip(), path)
 
 
 def make_private_dirs(path: Path) -> Path:

@@ -4,6 +4,7 @@ through a planted link, and the folder and the files in it are the owner's alone
 from __future__ import annotations
 
 import os
+import secrets
 import stat
 import subprocess
 import sys
@@ -61,25 +62,35 @@ def test_the_generated_key_is_strong_owner_only_and_kept(make_app, make_settings
     assert [p.name for p in path.parent.iterdir() if p.name.startswith(".secret_key")] == []
 
 
-def test_a_link_planted_where_the_key_is_written_is_never_written_through(make_settings, tmp_path):
+def test_a_link_planted_where_the_key_is_written_is_never_written_through(
+    make_settings, tmp_path, monkeypatch
+):
     settings = make_settings(secret_key=None)
     settings.data_dir.mkdir(parents=True)
     target = tmp_path / "attacker-readable"
-    # the temporary name the key used to be written to first, through any link found there
-    (settings.data_dir / f".secret_key.{os.getpid()}").symlink_to(target)
-    key = settings.resolved_secret_key()
-    assert not target.exists()
-    assert (settings.data_dir / "secret_key").read_text() == key
-
-
-def test_a_link_planted_as_the_key_file_is_refused_not_followed(make_settings, tmp_path):
-    settings = make_settings(secret_key=None)
-    settings.data_dir.mkdir(parents=True)
-    target = tmp_path / "attacker-readable"
-    (settings.data_dir / "secret_key").symlink_to(target)
-    with pytest.raises(FileNotFoundError):
+    # The temporary name ends in a random part no one can guess; fixed here so that a link can
+    # be planted exactly where the key would be written first.
+    monkeypatch.setattr(secrets, "token_hex", lambda nbytes=None: "0badc0de")
+    planted = settings.data_dir / f".secret_key.{os.getpid()}.0badc0de"
+    planted.symlink_to(target)
+    with pytest.raises(FileExistsError):
         settings.resolved_secret_key()
     assert not target.exists()
+    assert not (settings.data_dir / "secret_key").exists()
+    assert planted.is_symlink()  # left alone, not followed or replaced
+
+
+@pytest.mark.parametrize("points_at", ["a strong key", "nothing"])
+def test_a_link_planted_as_the_key_file_is_refused_not_followed(make_settings, tmp_path, points_at):
+    settings = make_settings(secret_key=None)
+    settings.data_dir.mkdir(parents=True)
+    target = tmp_path / "someone-elses-key"
+    if points_at == "a strong key":  # a key the attacker knows, and long enough to be taken
+        target.write_text("attacker-known-key-" + "k" * 40)
+    (settings.data_dir / "secret_key").symlink_to(target)
+    with pytest.raises(ValueError, match=r"secret_key is a symbolic link, which is never followed"):
+        settings.resolved_secret_key()
+    assert target.exists() == (points_at == "a strong key")  # nothing written through it
 
 
 def test_data_dir_is_0700_and_every_file_in_it_0600(make_app, tmp_path, umask_022):
