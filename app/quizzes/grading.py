@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from ..content import Option, Question, Quiz
-from ..web.hashing import keyed_hasher
+from ..hashing import keyed_hasher
 
 
 class AnswerError(ValueError):

@@ -13,7 +13,7 @@ import secrets
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .hashing import keyed_hasher
+from ..hashing import keyed_hasher
 
 VISITOR_COOKIE = "bp_visitor"
 SESSION_COOKIE = "bp_session"
