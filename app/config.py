@@ -10,13 +10,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The repository root: templates/ and static/ live beside app/.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 #: Shorter secrets are refused: the key signs cookies and CSRF tokens and keys option orders.
 MIN_SECRET_LENGTH = 32
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used as given; the message names it and says what to do."""
 
 
 class Settings(BaseSettings):
@@ -95,8 +99,8 @@ class Settings(BaseSettings):
 
     def resolved_secret_key(self) -> str:
         """SECRET_KEY, else the one kept in DATA_DIR/secret_key (made on first use, mode 0600);
-        a secret shorter than MIN_SECRET_LENGTH is refused (ValueError naming SECRET_KEY)."""
-        if self.secret_key:
+        an empty SECRET_KEY or a secret shorter than MIN_SECRET_LENGTH is a SettingsError."""
+        if self.secret_key is not None:  # set, even to "": never silently the key file instead
             return _strong(self.secret_key)
         path = self.data_dir / "secret_key"
         kept = _read_key_file(path)
@@ -116,7 +120,7 @@ class Settings(BaseSettings):
         except FileExistsError:  # another worker's key won
             won = _read_key_file(path)
             if won is None:
-                raise ValueError(f"SECRET_KEY: {path} was deleted while starting") from None
+                raise SettingsError(f"SECRET_KEY: {path} was deleted while starting") from None
             key = won
         finally:
             tmp.unlink()
@@ -136,24 +140,22 @@ def _read_key_file(path: Path) -> str | None:
     except OSError as exc:
         if exc.errno != errno.ELOOP:
             raise
-        raise ValueError(
-            f"the secret key file {path} is a symbolic link, which is never followed; "
-            "SECRET_KEY: delete the link to have a key generated, or set SECRET_KEY "
-            f"to a random string ({_HOW})"
+        raise SettingsError(
+            f"SECRET_KEY: {path} is a symbolic link, which is never followed; delete the link to "
+            f"have a key generated, or set SECRET_KEY to a random string ({_HOW})"
         ) from None
     with os.fdopen(fd, "rb") as fh:
         if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-            raise ValueError(
-                f"the secret key file {path} is not a regular file; SECRET_KEY: delete it to "
-                "have a key generated"
+            raise SettingsError(
+                f"SECRET_KEY: {path} is not a regular file; delete it to have a key generated"
             )
         data = fh.read()
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError:
-        raise ValueError(
-            f"the secret key in {path} is not ASCII text; SECRET_KEY: delete that file to have "
-            "one generated"
+        raise SettingsError(
+            f"SECRET_KEY: the key in {path} is not ASCII text; delete that file to have one "
+            "generated"
         ) from None
     return _strong(text.strip(), path)
 
@@ -184,20 +186,39 @@ _HOW = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
 
 
 def _strong(secret: str, source: Path | None = None) -> str:
-    """`secret` if it is long enough to sign with; else a ValueError naming SECRET_KEY."""
-    if len(secret) >= MIN_SECRET_LENGTH:
+    """`secret` if it is long enough to sign with; else a SettingsError naming SECRET_KEY."""
+    if len(secret) >= MIN_SECRET_LENGTH and secret.strip():
         return secret
-    if source is None:
-        raise ValueError(
-            f"SECRET_KEY is {len(secret)} character(s) long; it must be at least "
-            f"{MIN_SECRET_LENGTH}: set it to a random string ({_HOW}), or unset it to have one "
+    if source is not None:
+        raise SettingsError(
+            f"SECRET_KEY: the key in {source} is {len(secret)} character(s) long; it must be at "
+            f"least {MIN_SECRET_LENGTH}: delete that file to have one generated, or set "
+            f"SECRET_KEY to a random string ({_HOW})"
+        )
+    if not secret.strip():  # `SECRET_KEY=` in .env or the environment: a slip, not "unset"
+        raise SettingsError(
+            f"SECRET_KEY is set but empty: set it to a random string of at least "
+            f"{MIN_SECRET_LENGTH} characters ({_HOW}), or remove the variable to have one "
             "generated into DATA_DIR/secret_key"
         )
-    raise ValueError(
-        f"the secret key in {source} is {len(secret)} character(s) long; SECRET_KEY must be at "
-        f"least {MIN_SECRET_LENGTH}: delete that file to have one generated, or set SECRET_KEY "
-        f"to a random string ({_HOW})"
+    raise SettingsError(
+        f"SECRET_KEY is {len(secret)} character(s) long; it must be at least "
+        f"{MIN_SECRET_LENGTH}: set it to a random string ({_HOW}), or unset it to have one "
+        "generated into DATA_DIR/secret_key"
     )
+
+
+def settings_problems(exc: BaseException) -> list[str] | None:
+    """One line per problem if `exc` is a refused setting (SettingsError, or a Settings field
+    that failed validation), naming the variable; None for any other exception."""
+    if isinstance(exc, SettingsError):
+        return [str(exc)]
+    if isinstance(exc, ValidationError) and exc.title == "Settings":
+        return [
+            f"setting {'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors()
+        ]
+    return None
 
 
 @lru_cache

@@ -4,6 +4,7 @@ through a planted link, and the folder and the files in it are the owner's alone
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import stat
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from app.config import Settings, SettingsError
 from app.content import load_course
 
 from .accounts_util import SEED, answers, learner
@@ -36,8 +38,20 @@ def umask_022():
 
 @pytest.mark.parametrize("weak", ["x", "s" * 31, "live-secret-key-for-tests"])
 def test_a_secret_key_shorter_than_32_characters_is_refused_naming_secret_key(make_app, weak):
-    with pytest.raises(ValueError, match=r"SECRET_KEY is \d+ character\(s\) long"):
+    with pytest.raises(SettingsError, match=r"^SECRET_KEY is \d+ character\(s\) long"):
         make_app(secret_key=weak)
+
+
+@pytest.mark.parametrize("empty", ["", " " * 40])
+def test_an_empty_secret_key_is_refused_not_taken_for_unset(make_settings, monkeypatch, empty):
+    # `SECRET_KEY=` in the environment (or a .env) is a slip: the key file must not stand in
+    monkeypatch.setenv("SECRET_KEY", empty)
+    settings = make_settings()
+    settings = Settings(_env_file=None, data_dir=settings.data_dir)
+    assert settings.secret_key == empty
+    with pytest.raises(SettingsError, match=r"^SECRET_KEY is set but empty"):
+        settings.resolved_secret_key()
+    assert not (settings.data_dir / "secret_key").exists()
 
 
 def test_a_32_character_secret_key_is_taken(make_app):
@@ -49,7 +63,9 @@ def test_an_empty_or_short_key_file_is_refused_naming_secret_key(make_settings, 
     data = make_settings().data_dir
     data.mkdir(parents=True, exist_ok=True)
     (data / "secret_key").write_text(content)
-    with pytest.raises(ValueError, match=r"secret_key is \d+ character\(s\) long; SECRET_KEY"):
+    with pytest.raises(
+        SettingsError, match=r"^SECRET_KEY: the key in \S+/secret_key is \d+ character\(s\) long"
+    ):
         make_app(secret_key=None)
 
 
@@ -88,7 +104,9 @@ def test_a_link_planted_as_the_key_file_is_refused_not_followed(make_settings, t
     if points_at == "a strong key":  # a key the attacker knows, and long enough to be taken
         target.write_text("attacker-known-key-" + "k" * 40)
     (settings.data_dir / "secret_key").symlink_to(target)
-    with pytest.raises(ValueError, match=r"secret_key is a symbolic link, which is never followed"):
+    with pytest.raises(
+        SettingsError, match=r"secret_key is a symbolic link, which is never followed"
+    ):
         settings.resolved_secret_key()
     assert target.exists() == (points_at == "a strong key")  # nothing written through it
 
@@ -160,11 +178,33 @@ def test_a_data_dir_left_readable_by_others_is_tightened_to_0700_at_start(make_a
     assert mode(data) == 0o700
 
 
-def test_the_server_refuses_to_start_with_a_weak_secret_key(tmp_path):
-    env = {**os.environ, **server_env(tmp_path / "data"), "SECRET_KEY": "x"}
+WEAK = "SECRET_KEY is 1 character(s) long; it must be at least 32: set it to a random string"
+EMPTY = "SECRET_KEY is set but empty: set it to a random string of at least 32 characters"
+UVICORN = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", "0"]
+SERVE = [sys.executable, "-m", "app.cli", "serve", "--port", "0"]
+
+
+@pytest.mark.parametrize(
+    ("command", "secret", "words"),
+    [
+        # uvicorn's own line, in the app's log format: "<time> ERROR uvicorn.error: Error ..."
+        (UVICORN, "x", f"ERROR uvicorn.error: Error loading ASGI app. backprop: {WEAK}"),
+        (UVICORN, "", f"ERROR uvicorn.error: Error loading ASGI app. backprop: {EMPTY}"),
+        (SERVE, "x", f"backprop: {WEAK}"),
+        (SERVE, "", f"backprop: {EMPTY}"),
+    ],
+    ids=["uvicorn-weak", "uvicorn-empty", "serve-weak", "serve-empty"],
+)
+def test_the_server_refuses_a_weak_or_empty_secret_key_in_one_line(
+    tmp_path, command, secret, words
+):
+    env = {**os.environ, **server_env(tmp_path / "data"), "SECRET_KEY": secret}
     finished = subprocess.run(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", "0"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert finished.returncode != 0
-    assert "SECRET_KEY is 1 character(s) long; it must be at least 32" in finished.stderr
+    assert "Traceback" not in finished.stderr
+    (line,) = finished.stderr.splitlines()  # nothing else: no lessons loaded, no traceback
+    timestamp = "" if command is SERVE else r"\d{4}-\d\d-\d\d [\d:,]+ "
+    assert re.match(timestamp + re.escape(words), line), line
+    assert not (tmp_path / "data" / "backprop.db").exists()  # refused before the database

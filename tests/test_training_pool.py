@@ -1,14 +1,19 @@
 """The training pool with real worker processes: a run that raises is a TrainingError and its
-worker trains the next run; a worker that dies is a WorkerFailed."""
+worker trains the next run; a worker that dies is a WorkerFailed; one that cannot start leaks
+nothing."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -86,3 +91,35 @@ def test_a_worker_killed_mid_run_is_worker_failed_not_a_training_error():
         return "finished"
 
     assert on_own_loop(scenario()) == "worker failed"
+
+
+#: Run in a process of its own: descriptors are limited so that the worker's pipe and socket
+#: pair fit but starting its process does not; prints what leaked.
+OUT_OF_DESCRIPTORS = """
+import json, os, resource
+import multiprocessing.popen_spawn_posix, multiprocessing.resource_tracker  # imported up front
+from app.training.pool import _Worker
+
+def open_fds():
+    return len(os.listdir("/proc/self/fd")) - 1  # less the one listdir itself holds
+
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+before = open_fds()
+resource.setrlimit(resource.RLIMIT_NOFILE, (before + 4, hard))
+try:
+    _Worker()
+    outcome = {"error": None}
+except OSError as exc:  # the traceback still holds __init__'s frame: only closing frees them
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    outcome = {"error": exc.strerror, "leaked": open_fds() - before}
+print(json.dumps(outcome))
+"""
+
+
+def test_a_worker_process_that_cannot_start_leaves_no_descriptor_open():
+    finished = subprocess.run(
+        [sys.executable, "-c", OUT_OF_DESCRIPTORS],
+        cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert finished.returncode == 0, finished.stderr
+    assert json.loads(finished.stdout) == {"error": "Too many open files", "leaked": 0}

@@ -96,13 +96,25 @@ class _Worker:
     def __init__(self) -> None:
         ctx = multiprocessing.get_context("spawn")  # no fork of a threaded server
         commands, self.conn = ctx.Pipe(duplex=False)
-        self.messages, results = channel()
-        self.process = ctx.Process(
-            target=_worker_main, args=(commands, results), name="backprop-train", daemon=True
-        )
-        self.process.start()
-        commands.close()
-        results.close()
+        try:
+            self.messages, results = channel()
+        except BaseException:
+            commands.close()
+            self.conn.close()
+            raise
+        try:
+            self.process = ctx.Process(
+                target=_worker_main, args=(commands, results), name="backprop-train", daemon=True
+            )
+            self.process.start()
+        except BaseException:  # no process (out of descriptors or processes): nothing may leak
+            self.conn.close()
+            self.messages.close()
+            raise
+        finally:
+            # the child has its own copies of these ends now, or there is no child
+            commands.close()
+            results.close()
 
     async def recv(self) -> tuple:
         """The next whole message, awaited without blocking the event loop."""
