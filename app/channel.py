@@ -8,7 +8,7 @@ body write) then made `recv` raise BlockingIOError halfway, which looked like th
 So the helper's answers come over a socket whose receiving end is non-blocking by our own choice:
 each read takes whatever has arrived into a buffer, and a message is unpickled only once its
 length-prefixed frame is complete. A partly written message just waits for the next read, under
-asyncio's loop, uvloop, or no loop at all. The helper's end blocks and writes whole frames.
+asyncio's loop or uvloop alike. The helper's end blocks and writes whole frames.
 Messages the other way (to the helper) stay on a one-way `multiprocessing.Pipe` that no loop
 watches, so its descriptor stays blocking as Connection needs.
 """
@@ -20,7 +20,6 @@ import pickle
 import socket
 import struct
 from collections import deque
-from multiprocessing.connection import wait
 from typing import Any
 
 _HEADER = struct.Struct("!Q")  # the pickled message's length in bytes
@@ -79,15 +78,6 @@ class Receiver:
             self._messages.append(pickle.loads(bytes(self._buffer[_HEADER.size : end])))
             del self._buffer[:end]
 
-    def take(self) -> list[Any]:
-        """The messages completed so far, without blocking (EOFError once the sender is gone)."""
-        self._read()
-        if not self._messages and self._eof:
-            raise EOFError("the sending process closed its end")
-        messages = list(self._messages)
-        self._messages.clear()
-        return messages
-
     async def recv(self) -> Any:
         """The next message, awaited without blocking; a cancelled wait keeps what it read."""
         while not self._messages:
@@ -98,10 +88,6 @@ class Receiver:
                 raise EOFError("the sending process closed its end")
             await _readable(self._sock.fileno())
         return self._messages.popleft()
-
-    def wait(self, timeout: float) -> bool:
-        """Block up to `timeout` seconds for something to read (for shutdown, off the loop)."""
-        return bool(self._messages) or self._eof or bool(wait([self._sock], timeout))
 
     def close(self) -> None:
         """Close this end; the sender's next write fails."""

@@ -30,6 +30,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             os.environ[variable] = str(getattr(args, option))
             get_settings.cache_clear()
     settings = get_settings()
+    # Refused here, before uvicorn starts anything: a weak or empty SECRET_KEY is one line from
+    # main(), not a traceback in each worker.
+    settings.resolved_secret_key()
     # This process's own lines (uvicorn's supervisor, a single worker) in the app's format; the
     # app sets up the same in every worker. uvicorn is told to install no logging config of its
     # own (its dictConfig would replace these handlers) and gets only the level.
@@ -75,7 +78,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     # Checking the served folder renders into the server's render cache, so a deploy that runs
     # `backprop check` first starts a server with nothing to render; other folders leave it alone.
     served = root.resolve() == settings.content_dir.resolve()
-    cache_dir = render_cache_dir(settings.data_dir) if served else None
+    # DATA_DIR made (or tightened) owner-only first, as the server does: its cache would
+    # otherwise create it with the umask's mode
+    cache_dir = render_cache_dir(settings.make_data_dir()) if served else None
     course = load_course(
         root,
         display_root=root,
@@ -344,18 +349,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from pydantic import ValidationError
 
+    from .config import SettingsError, settings_problems
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except KeyboardInterrupt:
         return 130
-    except ValidationError as exc:
-        if exc.title != "Settings":
+    except (SettingsError, ValidationError) as exc:
+        problems = settings_problems(exc)
+        if problems is None:
             raise
         # a bad variable in the environment or .env: name it, without a traceback
-        for error in exc.errors():
-            name = "_".join(str(part) for part in error["loc"]).upper()
-            print(f"backprop: setting {name}: {error['msg']}", file=sys.stderr)
+        for problem in problems:
+            print(f"backprop: {problem}", file=sys.stderr)
         return 2
 
 

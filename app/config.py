@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
+import stat
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from . import resources
 
 #: Shorter secrets are refused: the key signs cookies and CSRF tokens and keys option orders.
 MIN_SECRET_LENGTH = 32
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used as given; the message names it and says what to do."""
 
 
 class Settings(BaseSettings):
@@ -82,20 +88,26 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'backprop.db').as_posix()}"
 
     def make_data_dir(self) -> Path:
-        """DATA_DIR, created owner-only (0700) if missing: password hashes, answer keys, the key."""
-        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        """DATA_DIR, owner-only (0700): password hashes, answer keys and the secret key live in it.
+
+        Missing folders are made 0700; an existing DATA_DIR of ours that is looser (made by an
+        older version, or by hand under the usual umask) is tightened to 0700.
+        """
+        make_private_dirs(self.data_dir)
+        info = self.data_dir.stat()
+        if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) & 0o077:
+            os.chmod(self.data_dir, 0o700)
         return self.data_dir
 
     def resolved_secret_key(self) -> str:
         """SECRET_KEY, else the one kept in DATA_DIR/secret_key (made on first use, mode 0600);
-        a secret shorter than MIN_SECRET_LENGTH is refused (ValueError naming SECRET_KEY)."""
-        if self.secret_key:
+        an empty SECRET_KEY or a secret shorter than MIN_SECRET_LENGTH is a SettingsError."""
+        if self.secret_key is not None:  # set, even to "": never silently the key file instead
             return _strong(self.secret_key)
         path = self.data_dir / "secret_key"
-        try:
-            return _strong(path.read_text(encoding="ascii").strip(), path)
-        except FileNotFoundError:
-            pass
+        kept = _read_key_file(path)
+        if kept is not None:
+            return kept
         self.make_data_dir()
         key = secrets.token_urlsafe(48)
         # Written in full under a name of our own, then linked into place: link() fails if the
@@ -107,11 +119,68 @@ class Settings(BaseSettings):
             fh.write(key)
         try:
             os.link(tmp, path)
-        except FileExistsError:
-            key = _strong(path.read_text(encoding="ascii").strip(), path)
+        except FileExistsError:  # another worker's key won
+            won = _read_key_file(path)
+            if won is None:
+                raise SettingsError(f"SECRET_KEY: {path} was deleted while starting") from None
+            key = won
         finally:
             tmp.unlink()
         return key
+
+
+def _read_key_file(path: Path) -> str | None:
+    """The strong key kept in `path`, or None if there is no such file.
+
+    Opened with O_NOFOLLOW: a symbolic link planted there (pointing at a file someone else can
+    read or write) is refused, never followed. O_NONBLOCK: a FIFO cannot hang the start.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise SettingsError(
+            f"SECRET_KEY: {path} is a symbolic link, which is never followed; delete the link to "
+            f"have a key generated, or set SECRET_KEY to a random string ({_HOW})"
+        ) from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise SettingsError(
+                f"SECRET_KEY: {path} is not a regular file; delete it to have a key generated"
+            )
+        data = fh.read()
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        raise SettingsError(
+            f"SECRET_KEY: the key in {path} is not ASCII text; delete that file to have one "
+            "generated"
+        ) from None
+    return _strong(text.strip(), path)
+
+
+def make_private_dirs(path: Path) -> Path:
+    """`path` as a folder, each missing folder on the way created owner-only (0700).
+
+    `Path.mkdir(mode=..., parents=True)` gives the mode to the last folder only and makes the
+    parents with the umask's 0755: `DATA_DIR/cache/lessons` made first would leave DATA_DIR
+    readable by everyone. Folders that exist already are left as they are.
+    """
+    missing: list[Path] = []
+    folder = path
+    while not folder.is_dir() and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:  # another process made it first, or it is not a folder
+            if not folder.is_dir():
+                raise
+    return path
 
 
 #: How to make a strong secret, quoted in the refusal.
@@ -119,20 +188,39 @@ _HOW = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
 
 
 def _strong(secret: str, source: Path | None = None) -> str:
-    """`secret` if it is long enough to sign with; else a ValueError naming SECRET_KEY."""
-    if len(secret) >= MIN_SECRET_LENGTH:
+    """`secret` if it is long enough to sign with; else a SettingsError naming SECRET_KEY."""
+    if len(secret) >= MIN_SECRET_LENGTH and secret.strip():
         return secret
-    if source is None:
-        raise ValueError(
-            f"SECRET_KEY is {len(secret)} character(s) long; it must be at least "
-            f"{MIN_SECRET_LENGTH}: set it to a random string ({_HOW}), or unset it to have one "
+    if source is not None:
+        raise SettingsError(
+            f"SECRET_KEY: the key in {source} is {len(secret)} character(s) long; it must be at "
+            f"least {MIN_SECRET_LENGTH}: delete that file to have one generated, or set "
+            f"SECRET_KEY to a random string ({_HOW})"
+        )
+    if not secret.strip():  # `SECRET_KEY=` in .env or the environment: a slip, not "unset"
+        raise SettingsError(
+            f"SECRET_KEY is set but empty: set it to a random string of at least "
+            f"{MIN_SECRET_LENGTH} characters ({_HOW}), or remove the variable to have one "
             "generated into DATA_DIR/secret_key"
         )
-    raise ValueError(
-        f"the secret key in {source} is {len(secret)} character(s) long; SECRET_KEY must be at "
-        f"least {MIN_SECRET_LENGTH}: delete that file to have one generated, or set SECRET_KEY "
-        f"to a random string ({_HOW})"
+    raise SettingsError(
+        f"SECRET_KEY is {len(secret)} character(s) long; it must be at least "
+        f"{MIN_SECRET_LENGTH}: set it to a random string ({_HOW}), or unset it to have one "
+        "generated into DATA_DIR/secret_key"
     )
+
+
+def settings_problems(exc: BaseException) -> list[str] | None:
+    """One line per problem if `exc` is a refused setting (SettingsError, or a Settings field
+    that failed validation), naming the variable; None for any other exception."""
+    if isinstance(exc, SettingsError):
+        return [str(exc)]
+    if isinstance(exc, ValidationError) and exc.title == "Settings":
+        return [
+            f"setting {'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors()
+        ]
+    return None
 
 
 @lru_cache

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
+from .config import make_private_dirs
 from .resources import migrations_dir
 
 log = logging.getLogger("backprop")
@@ -57,7 +58,7 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:" and not parsed.query.get("uri"):
             path = Path(parsed.database)
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_private_dirs(path.parent)
             # Created owner-only before SQLite opens it (it would use the umask's 0644): the file
             # holds password hashes; SQLite gives its -wal and -shm files the same mode.
             with contextlib.suppress(FileExistsError):

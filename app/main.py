@@ -17,7 +17,7 @@ from .accounts.cache import TokenCache
 from .accounts.deps import user_of
 from .accounts.pages import pages as account_pages
 from .accounts.pages import user_context
-from .config import Settings, get_settings
+from .config import Settings, get_settings, settings_problems
 from .content import load_course, log_problems
 from .content.cache import render_cache_dir
 from .db import Database, upgrade
@@ -44,6 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    # first: a refused key stops the start before any lesson is read or the database touched
+    secret = settings.resolved_secret_key()
     cache_dir = render_cache_dir(settings.make_data_dir())
     course = load_course(
         settings.content_dir,
@@ -89,7 +91,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     #: bearer token → user for a few seconds (app/accounts/cache.py)
     app.state.token_cache = TokenCache()
     app.state.db = db
-    secret = settings.resolved_secret_key()
     app.state.secret = secret
 
     # Wrapped around the whole stack rather than added with add_middleware, which would put it
@@ -163,7 +164,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def __getattr__(name: str) -> Any:
     """`app.main:app` for uvicorn, built on first access so importing the module has no effects."""
     if name == "app":
-        globals()["app"] = instance = create_app()
+        try:
+            instance = create_app()
+        except Exception as exc:
+            problems = settings_problems(exc)
+            if problems is None:
+                raise
+            # uvicorn answers this error with one line ("Error loading ASGI app. ...") and exit
+            # code 3, which also stops a --workers supervisor instead of restarting the worker
+            from uvicorn.importer import ImportFromStringError
+
+            raise ImportFromStringError("; ".join(f"backprop: {p}" for p in problems)) from None
+        globals()["app"] = instance
         # The course and the imports live as long as the process: moving them out of the
         # collector's reach keeps full collections (and tail latency) short.
         gc.freeze()

@@ -45,7 +45,6 @@ def serving(tmp_path: Path, command: list[str], **env: str) -> Iterator[Served]:
     values = {
         **os.environ,
         **server_env(tmp_path / "data"),
-        "ATTEMPT_WRITER_AT_STARTUP": "false",
         "LOG_LEVEL": "INFO",
         "LOG_FORMAT": "text",
         **env,

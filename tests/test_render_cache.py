@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import pickle
 import re
 import stat
+import time
 from importlib.metadata import version
 from pathlib import Path
 
@@ -122,6 +124,25 @@ def test_loading_a_course_prunes_entries_no_current_lesson_uses(fixture_course, 
     assert all(path.exists() for path in foreign)
     course.get("learning-rates").body.rendered()  # its new entry arrives on first use
     assert entries(cache) == keys
+
+
+def test_temporary_files_a_crash_left_are_pruned_once_a_minute_old(fixture_course, tmp_path):
+    cache = tmp_path / "cache"
+    load_course(fixture_course, cache_dir=cache)
+    key = next(iter(entries(cache)))[:64]
+    # what put() writes before its rename: .<key>.<pid>.<thread>.tmp
+    stale = [cache / f".{key}.4242.139872.tmp", cache / f".{'e' * 64}.7.8.tmp"]
+    fresh = cache / f".{key}.4243.139873.tmp"  # perhaps being written right now
+    not_ours = [cache / ".notes.1.2.tmp", cache / f".{key}.tmp"]
+    for path in [*stale, fresh, *not_ours]:
+        path.write_text("{half an entr")
+    an_hour_ago = time.time() - 3600
+    for path in [*stale, *not_ours]:
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    load_course(fixture_course, lazy=True, cache_dir=cache)
+    assert [path.exists() for path in stale] == [False, False]
+    assert fresh.exists() and all(path.exists() for path in not_ours)
+    assert len(entries(cache)) == 4  # the entries in use stay
 
 
 class _Trap:

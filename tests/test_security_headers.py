@@ -1,5 +1,6 @@
-"""Headers on every response: the security set on a 500 too, no-store wherever a credential or a
-signed-in learner's data is in the response, and HSTS over https when configured."""
+"""Headers on every response: the security set on a 500 too, no-store wherever a credential, a
+signed-in learner's data or a visitor's own cookie or CSRF token is in the response, and HSTS
+over https when configured."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from starlette.routing import Route
 from app.web.security import HEADERS
 
 from .accounts_util import PASSWORD, SEED, browser_login, learner, register
+
+#: `private` too, for caches that do not heed no-store
+NO_STORE = "private, no-store"
 
 
 def assert_security_headers(response) -> None:
@@ -68,7 +72,7 @@ def test_the_token_endpoint_is_never_cached_whatever_it_answers(client):
     right = client.post("/api/auth/token", data={"username": "ada", "password": PASSWORD})
     wrong = client.post("/api/auth/token", data={"username": "ada", "password": "nope" * 3})
     assert (right.status_code, wrong.status_code) == (200, 401)
-    assert right.headers["cache-control"] == wrong.headers["cache-control"] == "no-store"
+    assert right.headers["cache-control"] == wrong.headers["cache-control"] == NO_STORE
 
 
 @pytest.mark.parametrize(
@@ -80,7 +84,7 @@ def test_every_api_me_response_is_never_cached(client, path):
     signed_in = client.get(path, headers=headers)
     anonymous = client.get(path)
     assert (signed_in.status_code, anonymous.status_code) == (200, 401)
-    assert signed_in.headers["cache-control"] == anonymous.headers["cache-control"] == "no-store"
+    assert signed_in.headers["cache-control"] == anonymous.headers["cache-control"] == NO_STORE
 
 
 def page_paths(app) -> list[str]:
@@ -104,7 +108,7 @@ def test_every_page_rendered_for_a_signed_in_learner_is_never_cached(client):
     for path in paths:
         response = client.get(path, follow_redirects=False)
         if response.headers["content-type"].startswith("text/html"):
-            assert response.headers["cache-control"] == "no-store", path
+            assert response.headers["cache-control"] == NO_STORE, path
             if 'action="/logout"' in response.text:  # the nav rendered for ada
                 shown_to_ada.add(path)
     assert {"/", f"/lessons/{SEED}", "/me", "/playground", "/no-such-page"} <= shown_to_ada
@@ -115,14 +119,45 @@ def test_a_page_for_a_bearer_token_holder_is_never_cached(client):
     client.cookies.clear()
     response = client.get(f"/lessons/{SEED}", headers=headers)
     assert 'action="/logout"' in response.text
-    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["cache-control"] == NO_STORE
 
 
-def test_guests_pages_stay_cacheable_but_me_does_not(client):
-    for path in ("/", f"/lessons/{SEED}", "/login"):
-        assert "cache-control" not in client.get(path).headers, path
+def test_me_is_never_cached_even_as_the_redirect_a_guest_gets(client):
     response = client.get("/me", follow_redirects=False)
-    assert response.status_code == 303 and response.headers["cache-control"] == "no-store"
+    assert response.status_code == 303 and response.headers["cache-control"] == NO_STORE
+
+
+@pytest.mark.parametrize("path", [f"/lessons/{SEED}", "/login", "/register"])
+def test_a_guests_page_with_a_form_is_never_cached_first_visit_or_not(client, path):
+    first = client.get(path)  # sets the visitor cookie its form's CSRF token is bound to
+    assert "bp_visitor=" in first.headers["set-cookie"]
+    again = client.get(path)  # carries that visitor's token
+    assert "set-cookie" not in again.headers
+    for response in (first, again):
+        assert 'name="csrf_token"' in response.text
+        assert response.headers.get_list("cache-control") == [NO_STORE], path
+
+
+def test_a_guests_quiz_in_their_own_option_order_is_never_cached(client):
+    first = client.get(f"/api/lessons/{SEED}/quiz")
+    again = client.get(f"/api/lessons/{SEED}/quiz")
+    assert "set-cookie" in first.headers and "set-cookie" not in again.headers
+    assert first.headers["cache-control"] == again.headers["cache-control"] == NO_STORE
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/healthz", "/static/css/site.css", "/api/lessons", f"/api/lessons/{SEED}", "/", "/docs"],
+)
+def test_a_guest_response_without_a_form_or_a_cookie_stays_cacheable(client, path):
+    client.get(f"/lessons/{SEED}")  # a returning visitor, whose cookie these do not use
+    for cookies in ("returning", "none"):
+        if cookies == "none":
+            client.cookies.clear()
+        response = client.get(path)
+        assert response.status_code == 200
+        assert "set-cookie" not in response.headers, (path, cookies)
+        assert "cache-control" not in response.headers, (path, cookies)
 
 
 def test_no_store_replaces_any_cache_control_a_private_route_sets(make_app):
@@ -134,7 +169,7 @@ def test_no_store_replaces_any_cache_control_a_private_route_sets(make_app):
 
     with TestClient(app) as client:
         response = client.get("/api/me/cacheable")
-    assert response.headers.get_list("cache-control") == ["no-store"]
+    assert response.headers.get_list("cache-control") == [NO_STORE]
 
 
 # --- HSTS -------------------------------------------------------------------------------------

@@ -160,6 +160,16 @@ def training_processes(server: LiveServer) -> list[int]:
     return found
 
 
+#: CPU time a training process has spent on a LONG run by the time it is killed (~2 epochs).
+TRAINED_CPU_SECONDS = 0.4
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
 def test_a_training_process_killed_mid_run_is_a_clear_503_and_the_next_run_works(
     tmp_path_factory, stream
@@ -177,13 +187,16 @@ def test_a_training_process_killed_mid_run_is_a_clear_503_and_the_next_run_works
                         rest = list(stream_events)
                 assert rest[-1] == ("error", {"detail": TRAINING_FAILED, "status": 503})
             else:
+                # a small run first starts the process and leaves it idle, its start-up paid
+                assert httpx.post(server.url + "/train", json=SMALL, timeout=60).status_code == 200
+                (victim,) = training_processes(server)
+                idle = cpu_seconds(victim)
                 answer = pool.submit(httpx.post, server.url + "/train", json=LONG, timeout=60)
                 deadline = time.monotonic() + 30
-                while not training_processes(server):  # spawned on the first run
-                    assert time.monotonic() < deadline, "no training process started"
-                    time.sleep(0.05)
-                time.sleep(1.0)  # well into the run
-                (victim,) = training_processes(server)
+                # the only thing that can use its CPU now is this run: a few epochs in, kill it
+                while cpu_seconds(victim) < idle + TRAINED_CPU_SECONDS:
+                    assert time.monotonic() < deadline, "the run never started training"
+                    time.sleep(0.02)
                 os.kill(victim, signal.SIGKILL)
                 response = answer.result(timeout=60)
                 assert response.status_code == 503

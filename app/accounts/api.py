@@ -19,7 +19,7 @@ from . import limits, service
 from . import progress as progress_service
 from . import stats as stats_service
 from .cookies import clear_session_cookie
-from .deps import CurrentUser, InstructorUser, bearer_token, oauth2_scheme
+from .deps import CurrentUser, InstructorUser, Principal, bearer_token, oauth2_scheme
 from .schemas import (
     BUSY,
     FORBIDDEN,
@@ -69,7 +69,7 @@ def sign_up(session: Session, request: Request, settings: Settings, *, username:
         raise
 
 
-def check_password(session: Session, request: Request, settings: Settings, user: User,
+def check_password(session: Session, request: Request, settings: Settings, user: Principal,
                    password: str) -> None:  # fmt: skip
     """403 unless `password` is the user's; the check is throttled like a login."""
     try:

@@ -20,7 +20,7 @@ from . import progress as progress_service
 from . import stats as stats_service
 from .api import check_password, current_credential, hashing_busy, sign_up
 from .cookies import clear_session_cookie, set_session_cookie
-from .deps import OptionalUser, resolve_user, user_of
+from .deps import OptionalUser, Principal, resolve_user, user_of
 
 pages = APIRouter(include_in_schema=False)
 
@@ -58,7 +58,7 @@ def login_redirect(request: Request) -> RedirectResponse:
 # --- progress shown on the course index and lesson pages -------------------------------------
 
 
-def _course_progress(db, user: User, course: Course) -> dict[str, Any]:
+def _course_progress(db, user: Principal, course: Course) -> dict[str, Any]:
     with db.session() as session:
         rows = progress_service.progress_rows(session, user_id=user.id)
     summary = progress_service.summarize(course, rows)
@@ -77,7 +77,7 @@ async def course_progress_context(request: Request, course: Course) -> dict[str,
     return await run_in_threadpool(_course_progress, request.app.state.db, user, course)
 
 
-def _opened(db, user: User, lesson: Lesson) -> dict[str, Any] | None:
+def _opened(db, user: Principal, lesson: Lesson) -> dict[str, Any] | None:
     with db.session() as session:
         row = progress_service.mark_opened(session, user_id=user.id, lesson_id=lesson.id)
     return progress_service.lesson_entry(lesson.id, row) if row else None

@@ -16,12 +16,14 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Iterable
 from contextlib import suppress
 from functools import lru_cache
 from importlib.metadata import version
 from pathlib import Path
 
+from ..config import make_private_dirs
 from .models import TocEntry
 from .render import Rendered
 
@@ -29,6 +31,10 @@ log = logging.getLogger("backprop.content")
 
 #: Our file names in the folder: entries, and the pickles an earlier version wrote there.
 _OURS = re.compile(r"[0-9a-f]{64}\.(?:json|pickle)")
+#: The temporary files `put` writes (process id, thread id), left behind if it was killed.
+_OUR_TMP = re.compile(r"\.[0-9a-f]{64}\.\d+\.\d+\.tmp")
+#: A temporary file older than this is no write in progress (a write takes milliseconds).
+STALE_TMP_SECONDS = 60
 
 
 def render_cache_dir(data_dir: Path) -> Path:
@@ -82,7 +88,7 @@ class RenderCache:
         # per process and thread: concurrent writers of one key never share a temporary file
         tmp = self.folder / f".{key}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
-            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_private_dirs(self.folder)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(json.dumps(data, ensure_ascii=False).encode())
@@ -93,18 +99,25 @@ class RenderCache:
                 tmp.unlink(missing_ok=True)
 
     def prune(self, keep: Iterable[str]) -> int:
-        """Delete our entries whose keys are not in `keep`; returns how many were deleted."""
+        """Delete our entries whose keys are not in `keep`, and our temporary files older than
+        STALE_TMP_SECONDS (a crash mid-write leaves them); returns how many files went."""
         wanted = {f"{key}.json" for key in keep}
         try:
             names = os.listdir(self.folder)
         except OSError:  # no folder yet: nothing to prune
             return 0
+        stale_before = time.time() - STALE_TMP_SECONDS
         deleted = 0
         for name in names:
-            if name not in wanted and _OURS.fullmatch(name):
-                try:
-                    (self.folder / name).unlink()
-                    deleted += 1
-                except OSError:  # another process pruned it first, or the folder is read-only
-                    pass
+            path = self.folder / name
+            try:
+                if _OUR_TMP.fullmatch(name):
+                    if path.lstat().st_mtime >= stale_before:  # maybe being written right now
+                        continue
+                elif name in wanted or not _OURS.fullmatch(name):
+                    continue
+                path.unlink()
+                deleted += 1
+            except OSError:  # another process pruned it first, or the folder is read-only
+                pass
         return deleted

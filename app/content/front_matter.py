@@ -36,8 +36,9 @@ _DURATION_TOKEN = re.compile(
     r"\s*(\d+(?:\.\d+)?)\s*(h|hr|hrs|hour|hours|m|min|mins|minute|minutes)\b\s*,?", re.IGNORECASE
 )
 
-# C0 and C1 control characters (Unicode category Cc). Pages are assembled around NUL-delimited
-# slot markers, so a title holding "\0slot:csrf\0" would be filled in like one of them.
+# C0 and C1 control characters (Unicode category Cc). Titles and other fields reach the pages'
+# HTML and <title> (where escaping leaves them in place) and the log lines that name a lesson,
+# where an escape sequence or a stray line break would garble or forge what is shown.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # free text may hold tab and newline
 _CONTROL_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # keys and one-line fields may not
 

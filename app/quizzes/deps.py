@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from ..accounts.deps import user_of
 from ..accounts.progress import attempt_state, guest_state
 from ..content import Quiz
-from ..web.hashing import keyed_hasher
+from ..hashing import keyed_hasher
 from .service import Learner
 
 

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from ..content import Item, NumericAnswer, Option, Question, QuestionType, Quiz, parse_number
-from ..web.hashing import keyed_hasher
+from ..hashing import keyed_hasher
 
 T = TypeVar("T", Option, Item)
 

@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import traceback
 from collections.abc import AsyncIterator, Callable
 from multiprocessing.connection import Connection
 from typing import Any
@@ -36,7 +37,13 @@ class Busy(Exception):
 
 
 class WorkerFailed(RuntimeError):
-    """A worker died or raised while training."""
+    """A worker process died (or stopped answering) before its run finished."""
+
+
+class TrainingError(RuntimeError):
+    """A run raised inside its worker: a bug in training, not a lost process (the worker lives
+    on and takes the next run). The message is the exception's type and text; the traceback
+    was logged."""
 
 
 def _worker_main(conn: Connection, results: socket.socket) -> None:
@@ -80,7 +87,7 @@ def _worker_main(conn: Connection, results: socket.socket) -> None:
         except (BrokenPipeError, OSError):
             return
         except Exception as exc:  # report, stay alive for the next run
-            out.send(("error", f"{type(exc).__name__}: {exc}"))
+            out.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
 
 
 class _Worker:
@@ -89,13 +96,25 @@ class _Worker:
     def __init__(self) -> None:
         ctx = multiprocessing.get_context("spawn")  # no fork of a threaded server
         commands, self.conn = ctx.Pipe(duplex=False)
-        self.messages, results = channel()
-        self.process = ctx.Process(
-            target=_worker_main, args=(commands, results), name="backprop-train", daemon=True
-        )
-        self.process.start()
-        commands.close()
-        results.close()
+        try:
+            self.messages, results = channel()
+        except BaseException:
+            commands.close()
+            self.conn.close()
+            raise
+        try:
+            self.process = ctx.Process(
+                target=_worker_main, args=(commands, results), name="backprop-train", daemon=True
+            )
+            self.process.start()
+        except BaseException:  # no process (out of descriptors or processes): nothing may leak
+            self.conn.close()
+            self.messages.close()
+            raise
+        finally:
+            # the child has its own copies of these ends now, or there is no child
+            commands.close()
+            results.close()
 
     async def recv(self) -> tuple:
         """The next whole message, awaited without blocking the event loop."""
@@ -181,7 +200,8 @@ class TrainingPool:
     ) -> AsyncIterator[tuple]:
         """Run one training: yields ("epoch", row, boundary)... then ("result", body).
 
-        Raises Busy at once when there is no room. Closing or cancelling the iterator early
+        Raises Busy at once when there is no room, TrainingError when the run raised in its
+        worker, WorkerFailed when the worker process died. Closing or cancelling the iterator early
         stops the run in its worker within an epoch. Once admitted, the run calls `on_release`
         when it gives its place back: when its worker is free again, not when the caller left.
         """
@@ -203,10 +223,10 @@ class TrainingPool:
             while True:
                 message = await worker.recv()
                 if message[0] == "error":
-                    log.error("training failed in a worker: %s", message[1])
+                    log.error("training failed in a worker: %s\n%s", message[1], message[2])
                     finished = True
                     self._release(worker, True, on_release)
-                    raise WorkerFailed(message[1])
+                    raise TrainingError(message[1])
                 if message[0] == "result":
                     finished = True
                     self._release(worker, True, on_release)

@@ -20,7 +20,7 @@ from ..web.schemas import UNPARSABLE_BODY
 from ..web.security import VISITOR_COOKIE, read_cookie, visitor_id
 from ..web.templates import render
 from .datasets import DEFAULT_NOISE
-from .pool import Busy, TrainingPool, WorkerFailed
+from .pool import Busy, TrainingError, TrainingPool, WorkerFailed
 from .query import parse_playground_query, playground_query
 from .quota import QuotaExceeded, Ticket, TrainingQuota
 from .runner import estimate_work, full_config
@@ -42,6 +42,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "description": "This client is at TRAIN_PER_CLIENT or TRAIN_PER_MINUTE, or every "
         "training process is busy (`detail` says which); retry after `Retry-After` seconds"
     },
+    500: {"description": "The run failed inside training (a bug, logged by the server)"},
     503: {"description": "The training process stopped before the run finished; try again"},
 }
 
@@ -111,6 +112,8 @@ def close_pool(app: Any) -> None:
 TRAINING_FAILED = (
     "the training process stopped before the run finished; it has been logged, try again"
 )
+#: A run that raised: trying again would fail the same way, and the details stay in the log.
+TRAINING_ERROR = "training failed; it has been logged"
 
 
 def _busy() -> JSONResponse:
@@ -158,6 +161,8 @@ async def _events(
     except Busy:  # lost a race for the last place between the check and the stream's start
         ticket.cancel()
         yield ServerSentEvent(data=_dumps({"detail": "busy", "status": 429}), event="error")
+    except TrainingError:
+        yield ServerSentEvent(data=_dumps({"detail": TRAINING_ERROR, "status": 500}), event="error")
     except WorkerFailed:
         yield ServerSentEvent(
             data=_dumps({"detail": TRAINING_FAILED, "status": 503}), event="error"
@@ -228,6 +233,8 @@ async def train_route(
     except Busy:
         ticket.cancel()
         return _busy()
+    except TrainingError:  # logged by the pool with its traceback
+        return JSONResponse({"detail": TRAINING_ERROR}, status_code=500)
     except WorkerFailed:  # logged by the pool; the run can simply be tried again
         return JSONResponse({"detail": TRAINING_FAILED}, status_code=503)
 

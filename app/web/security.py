@@ -13,7 +13,7 @@ import secrets
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .hashing import keyed_hasher
+from ..hashing import keyed_hasher
 
 VISITOR_COOKIE = "bp_visitor"
 SESSION_COOKIE = "bp_session"
@@ -34,9 +34,11 @@ HEADERS = [
 
 
 #: Credentials and a learner's own data: never stored by a browser or a shared cache (RFC 6749
-#: section 5.1 asks it of the token endpoint). Pages rendered for a signed-in user are added
-#: per request.
+#: section 5.1 asks it of the token endpoint). Responses made for one user or one visitor are
+#: added per request (see SecurityMiddleware).
 PRIVATE_PATHS = ("/api/auth/token", "/api/me", "/me")
+#: The Cache-Control of every response above: `private` for caches that ignore `no-store`.
+NO_STORE = b"private, no-store"
 
 
 def is_private_path(path: str) -> bool:
@@ -128,6 +130,12 @@ class VisitorState(dict):
         self.secret = secret
         self.new_cookie: str | None = None
 
+    @property
+    def personal(self) -> bool:
+        """Whether the response may hold something of this visitor's: a new visitor cookie, or
+        the visitor id or the CSRF token (a form's hidden field) was read while making it."""
+        return self.new_cookie is not None or "visitor" in self or "csrf_token" in self
+
     def __missing__(self, key: str) -> str:
         if key == "visitor":
             visitor = visitor_id(self.secret, read_cookie(self.scope, VISITOR_COOKIE))
@@ -151,7 +159,7 @@ class VisitorState(dict):
 
 
 class SecurityMiddleware:
-    """Adds security headers (no-store on private responses), refuses bodies over
+    """Adds security headers (no-store on private and personal responses), refuses bodies over
     `max_body_bytes` with 413, and issues the signed visitor cookie that keys guests' quiz
     order and CSRF tokens."""
 
@@ -205,10 +213,12 @@ class SecurityMiddleware:
                 headers = list(message.get("headers", []))
                 names = {k for k, _ in headers}
                 headers.extend((k, v) for k, v in fixed if k not in names)
-                # `user` is on the state once anything looked the user up (user_of, the nav)
-                if private or state.get("user"):
+                # `user` is on the state once anything looked the user up (user_of, the nav).
+                # A guest's page with a form carries their CSRF token, and a first visit sets
+                # their cookie: a shared cache must pass neither on to the next visitor.
+                if private or state.get("user") or state.personal:
                     headers = [(k, v) for k, v in headers if k != b"cache-control"]
-                    headers.append((b"cache-control", b"no-store"))
+                    headers.append((b"cache-control", NO_STORE))
                 if state.new_cookie:
                     cookie = f"{VISITOR_COOKIE}={state.new_cookie}; Path=/; Max-Age=31536000; "
                     cookie += "HttpOnly; "
