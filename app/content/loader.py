@@ -20,6 +20,7 @@ from pathlib import Path
 import frontmatter
 
 from .cache import RenderCache
+from .claims import RunValidator, extract_claims
 from .front_matter import ID_PATTERN, KNOWN_FIELDS, parse_duration, read_front_matter  # noqa: F401
 from .knowledge_check import DraftQuestion, split_knowledge_check
 from .models import ContentError, Course, Lesson, Option, Problem, Question, Quiz
@@ -184,10 +185,12 @@ def load_lesson(
     raw: bytes | None = None,
     *,
     render: Callable[[str], Rendered] | None = None,
+    validate_run: RunValidator | None = None,
 ) -> tuple[Lesson, list[Problem]]:
     """Parse, validate and render one file; raises ContentError for the first error found.
 
     With `render`, the body is not rendered here but by `render` on its first use.
+    `validate_run` checks each claim's run (see claims.py).
     """
     source = _split(read_bytes(path) if raw is None else raw, rel)
     meta = read_front_matter(source.meta_text, source.meta_line, rel)
@@ -206,6 +209,8 @@ def load_lesson(
         )
         for line in task_lines
     )
+    quiz_line = None if drafts is None else heading_line
+    body, claims = extract_claims(source.body, body, source.body_line, quiz_line, validate_run)
     text = _strip_title_heading(body, meta.title)
     lesson = Lesson(
         id=meta.id,
@@ -220,6 +225,7 @@ def load_lesson(
         quiz=quiz,
         pass_percent=meta.pass_percent,
         playground=meta.playground,
+        claims=claims,
     )
     return lesson, warnings
 
@@ -236,11 +242,17 @@ def discover(content_dir: Path) -> list[tuple[Path, str]]:
 
 
 def _load_cached(
-    path: Path, shown: str, cache: RenderCache | None, *, lazy: bool = False
+    path: Path,
+    shown: str,
+    cache: RenderCache | None,
+    *,
+    lazy: bool = False,
+    validate_run: RunValidator | None = None,
 ) -> tuple[Lesson, list[Problem]]:
     """Load one file; its body is read from the cache, or rendered (now or lazily) and stored."""
     if cache is None:
-        return load_lesson(path, shown, render=render_body if lazy else None)
+        render = render_body if lazy else None
+        return load_lesson(path, shown, render=render, validate_run=validate_run)
 
     def render(source: str) -> Rendered:
         key = cache.key(source)
@@ -250,7 +262,7 @@ def _load_cached(
             cache.put(key, rendered)
         return rendered
 
-    lesson, warnings = load_lesson(path, shown, render=render)
+    lesson, warnings = load_lesson(path, shown, render=render, validate_run=validate_run)
     if not lazy:
         lesson.body.rendered()
     return lesson, warnings
@@ -262,13 +274,15 @@ def load_course(
     display_root: Path | None = None,
     cache_dir: Path | None = None,
     lazy: bool = False,
+    validate_run: RunValidator | None = None,
 ) -> Course:
     """Load every lesson under `content_dir`; bad files become Problems, never exceptions.
 
     With `cache_dir`, rendered bodies are kept there between runs (see cache.py), and entries
     no loaded lesson uses are deleted. With `lazy`, files are still read and validated now, but
     each body is read from the cache or rendered on its first use; `backprop check` and the
-    tests load eagerly.
+    tests load eagerly. `validate_run` checks the run of every ```claim block (claims.py): the
+    app and the CLI pass app.training.figures.run_validator, since content imports no domain.
     """
     cache = RenderCache(cache_dir) if cache_dir else None
     problems: list[Problem] = []
@@ -281,7 +295,9 @@ def load_course(
     for path, rel in discover(content_dir):
         shown = (display_root / rel).as_posix() if display_root else rel
         try:
-            lesson, warnings = _load_cached(path, shown, cache, lazy=lazy)
+            lesson, warnings = _load_cached(
+                path, shown, cache, lazy=lazy, validate_run=validate_run
+            )
         except ContentError as exc:
             problems.append(Problem(shown, exc.line, exc.message, exc.hint))
             continue

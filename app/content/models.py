@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
+    from .claims import Claim
     from .render import LessonBody
 
 
@@ -110,6 +111,8 @@ class Lesson:
     pass_percent: int | None = None
     #: /train fields that preset the playground's "Train this network" link
     playground: dict | None = None
+    #: the body's ```claim blocks, in order; each left a claims.SLOT in the rendered body
+    claims: tuple[Claim, ...] = ()
 
     @property
     def html(self) -> str:
