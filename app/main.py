@@ -26,6 +26,7 @@ from .lessons.routes import pages as lesson_pages
 from .logs import RequestLog, configure_logging
 from .quizzes.routes import api as quizzes_api
 from .quizzes.routes import pages as quiz_pages
+from .training.figures import RunStore, run_validator, runs_cache_dir
 from .training.routes import api as training_api
 from .training.routes import close_pool
 from .training.routes import pages as training_pages
@@ -44,7 +45,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
     cache_dir = render_cache_dir(settings.make_data_dir())
-    course = load_course(settings.content_dir, cache_dir=cache_dir, lazy=True)
+    course = load_course(
+        settings.content_dir,
+        cache_dir=cache_dir,
+        lazy=True,
+        validate_run=run_validator(settings.train_work_budget),
+    )
     log_problems(course)
     # every error leaves its file out; a missing folder is an error of no file
     skipped = len({p.path for p in course.errors}) if settings.content_dir.is_dir() else 0
@@ -76,6 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.course = course
+    #: what `backprop check --run` measured for each claim (the lesson pages show it)
+    app.state.run_store = RunStore(runs_cache_dir(settings.data_dir))
     app.state.templates = make_templates(settings.templates_dir, settings.static_dir)
     app.state.context_processors = [user_context]
     #: awaited before an error page renders: the nav's user is looked up off the event loop
