@@ -3,8 +3,10 @@
 `backprop check --run` trains every claim's configuration and stores the summary of the run as
 `<key>.json` in DATA_DIR/cache/runs, beside the render cache. The key hashes the configuration
 together with the training engine's fingerprint (the source of nn.py, runner.py and
-datasets.py, NumPy's version and the machine type), so a change to how networks train is a
-new key and never shows figures the engine would no longer produce. Runs are seeded, so the
+datasets.py, NumPy's version, its BLAS and the CPU kernels it uses, the machine type), so a
+change to how networks train is a new key and never shows figures the engine would no longer
+produce: a server started with other BLAS settings than `check --run` shows its claims as not
+yet verified. Runs are seeded, so the
 same configuration measures the same figures every time (tests/test_check_run.py).
 
 Lesson pages read a summary per claim at render time: cheap, one small file, parsed again only
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import ValidationError
+from threadpoolctl import threadpool_info
 
 from .runner import estimate_work, train
 from .schemas import TrainRequest
@@ -50,6 +53,24 @@ def runs_cache_dir(data_dir: Path) -> Path:
     return data_dir / "cache" / "runs"
 
 
+def _blas() -> str:
+    """NumPy's BLAS as loaded: library, version and the CPU kernels it picked."""
+    # The kernels change the last bits of a float32 run (OPENBLAS_CORETYPE=Haswell and the
+    # SkylakeX that OpenBLAS detects on the same CPU do), so they are part of the engine. Only
+    # NumPy's copy counts: scikit-learn may load SciPy's later in the same process.
+    libraries = [info for info in threadpool_info() if info.get("user_api") == "blas"]
+    own = [
+        info
+        for info in libraries
+        if any(part.startswith("numpy") for part in Path(info["filepath"]).parent.parts[-2:])
+    ]
+    found = {
+        f"{info['internal_api']}-{info.get('version')}-{info.get('architecture')}"
+        for info in own or libraries
+    }
+    return ",".join(sorted(found)) or "none"
+
+
 @lru_cache(maxsize=1)
 def engine_fingerprint() -> str:
     """What a run's figures depend on besides its configuration."""
@@ -57,7 +78,10 @@ def engine_fingerprint() -> str:
     digest = hashlib.sha256()
     for name in _ENGINE:
         digest.update(name.encode() + b"\0" + (here / name).read_bytes() + b"\0")
-    return f"numpy={np.__version__} {platform.machine()} engine={digest.hexdigest()[:16]}"
+    return (
+        f"numpy={np.__version__} blas={_blas()} {platform.machine()} "
+        f"engine={digest.hexdigest()[:16]}"
+    )
 
 
 def run_key(config: Mapping[str, Any]) -> str:
