@@ -109,9 +109,8 @@ def _check_runs(
 
     store = RunStore(runs_cache_dir(settings.data_dir))
     jobs = course_jobs(course)
-    workers = args.jobs or os.cpu_count() or 1
     progress = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
-    report = check_runs(jobs, store, workers=workers, fresh=args.fresh, progress=progress)
+    report = check_runs(jobs, store, workers=args.jobs, fresh=args.fresh, progress=progress)
     if served:  # like the render cache: what no lesson of the served course uses goes
         store.prune(report.keys)
     for problem in report.problems:
@@ -299,7 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
         "-j",
         type=_positive,
         metavar="N",
-        help="with --run: training processes at once (default: one per core)",
+        help="with --run: training processes at once (default: up to one per core, as many "
+        "as the work is worth)",
     )
     check.add_argument(
         "--fresh",

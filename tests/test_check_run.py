@@ -28,6 +28,7 @@ from app.training.figures import (
     summary,
 )
 from app.training.runner import train
+from app.training.verify import auto_workers
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = Path(__file__).parent / "fixtures" / "claims"
@@ -232,3 +233,11 @@ def test_the_engine_fingerprint_names_numpys_blas_and_the_kernels_it_picked():
     assert any(
         f"{i['internal_api']}-{i['version']}-{i['architecture']}" in fingerprint for i in loaded
     )
+
+
+def test_runs_train_in_this_process_unless_the_work_is_worth_starting_workers():
+    small = [VALIDATE({"dataset": "xor", "epochs": 5})] * 3
+    assert auto_workers(small, cores=8) == 1
+    big = VALIDATE({"dataset": "spiral", "hidden_layers": [256, 256], "epochs": 500})
+    assert auto_workers([big] * 6, cores=2) == 2
+    assert auto_workers([big] * 6, cores=1) == 1

@@ -6,15 +6,17 @@ it is written, and the goal its run must meet. Claims are one source; the predic
 each (a Job without a goal is only measured and stored, and fails only if it cannot run).
 
 Each distinct configuration is trained once through runner.train (figures.measure), one BLAS
-thread per run, in up to `workers` processes started with spawn (fresh interpreters, as the
-server's training processes are), and its summary stored in the RunStore the lesson pages
-read. Figures already stored for a configuration under this engine are used as they are, since
-a seeded run measures the same figures every time; `fresh=True` trains everything again.
+thread per run, in up to one process per core started with spawn (fresh interpreters, as the
+server's training processes are; only as many as the work is worth), and its summary stored
+in the RunStore the lesson pages read. Figures already stored for a configuration under this
+engine are used as they are, since a seeded run measures the same figures every time;
+`fresh=True` trains everything again.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -26,6 +28,11 @@ from typing import Any, TextIO
 from ..content import Course, Lesson, Problem
 from ..content.goals import Goal
 from .figures import RunStore, measure, quiet_interrupt, run_key
+from .runner import estimate_work
+
+#: Work (estimate_work's units) a spawned worker costs to start: a fresh interpreter importing
+#: NumPy and the engine. Fewer runs than this per worker train faster in one process.
+SPAWN_WORK = 5e9
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,15 +129,26 @@ def _train_all(
                 progress(done, total)
 
 
+def auto_workers(configs: Iterable[dict[str, Any]], cores: int) -> int:
+    """Processes worth starting for these runs: one per SPAWN_WORK of work, at most `cores`;
+    1 means training in this process."""
+    work = sum(estimate_work(config) for config in configs)
+    return max(1, min(cores, int(work // SPAWN_WORK)))
+
+
 def check_runs(
     jobs: list[Job],
     store: RunStore,
     *,
-    workers: int = 1,
+    workers: int | None = None,
     fresh: bool = False,
     progress: Progress | None = None,
 ) -> Report:
-    """Train (or find stored) every job's configuration, store what was measured, and compare."""
+    """Train (or find stored) every job's configuration, store what was measured, and compare.
+
+    `workers`: processes to train in (1: this one); None starts as many as the work is worth
+    (auto_workers), up to the cores.
+    """
     started = time.perf_counter()
     report = Report(jobs=len(jobs))
     configs = {run_key(job.config): job.config for job in jobs}
@@ -142,6 +160,8 @@ def check_runs(
                 figures[key] = stored
     report.reused = len(figures)
     todo = {key: config for key, config in configs.items() if key not in figures}
+    if workers is None:
+        workers = auto_workers(todo.values(), os.cpu_count() or 1)
     failures: dict[str, BaseException] = {}
     for key, outcome in _train_all(todo, workers, progress):
         if isinstance(outcome, BaseException):
