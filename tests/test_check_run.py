@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import pty
 import select
 import shutil
@@ -241,3 +242,33 @@ def test_runs_train_in_this_process_unless_the_work_is_worth_starting_workers():
     big = VALIDATE({"dataset": "spiral", "hidden_layers": [256, 256], "epochs": 500})
     assert auto_workers([big] * 6, cores=2) == 2
     assert auto_workers([big] * 6, cores=1) == 1
+
+
+def _has_avx2() -> bool:
+    try:
+        return " avx2 " in Path("/proc/cpuinfo").read_text().replace("\n", " ")
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(
+    platform.machine() != "x86_64" or not _has_avx2(),
+    reason="picks OpenBLAS's Prescott and Haswell kernels, which need an x86-64 CPU with AVX2",
+)
+def test_figures_measured_with_other_blas_kernels_are_kept_apart(folder, tmp_path):
+    data = tmp_path / "data"
+    figures = {}
+    for kernel in ("Prescott", "Haswell"):
+        result = backprop(
+            "check", "--run", str(folder), data_dir=data, env={"OPENBLAS_CORETYPE": kernel}
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "2 trained, 0 from the cache" in result.stdout  # the other kernel's are no use
+        figures[kernel] = stored(data)
+    assert len(figures["Haswell"]) == 4  # two claims under each kernel
+    losses = {
+        figures["Haswell"][key]["final_loss"]
+        for key in figures["Haswell"]
+        if figures["Haswell"][key]["status"] == "completed"
+    }
+    assert len(losses) == 2  # the same xor run ends a few float32 bits apart
