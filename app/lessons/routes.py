@@ -29,8 +29,7 @@ LESSON_NETWORK = {key: DEFAULTS[key] for key in ("dataset", "hidden_layers")}
 
 
 async def rendered_body(request: Request, lesson: Lesson) -> tuple[str, tuple[TocEntry, ...]]:
-    """The lesson's body HTML, its claims' boxes filled in, and its table of contents; the
-    body is rendered first if nothing has needed it yet."""
+    """The body HTML with its claims' boxes, and its table of contents (rendered if need be)."""
     # A first render (Markdown and Pygments, unless the render cache has it) is CPU work for the
     # thread pool, not the event loop.
     if lesson.body.is_rendered:

@@ -102,6 +102,8 @@ def _train_all(
 ) -> Iterator[tuple[str, dict[str, Any] | BaseException]]:
     """(key, summary or the exception the run raised) per configuration, as each finishes."""
     total = len(todo)
+    if not total:
+        return
     if progress:
         progress(0, total)
     if workers <= 1 or total <= 1:
@@ -130,8 +132,7 @@ def _train_all(
 
 
 def auto_workers(configs: Iterable[dict[str, Any]], cores: int) -> int:
-    """Processes worth starting for these runs: one per SPAWN_WORK of work, at most `cores`;
-    1 means training in this process."""
+    """Processes worth starting for these runs (1: train in this one), at most `cores`."""
     work = sum(estimate_work(config) for config in configs)
     return max(1, min(cores, int(work // SPAWN_WORK)))
 
