@@ -26,7 +26,7 @@ from .lessons.routes import pages as lesson_pages
 from .logs import RequestLog, configure_logging
 from .quizzes.routes import api as quizzes_api
 from .quizzes.routes import pages as quiz_pages
-from .quizzes.runs import run_validator
+from .training.figures import RunStore, run_validator, runs_cache_dir
 from .training.routes import api as training_api
 from .training.routes import close_pool
 from .training.routes import pages as training_pages
@@ -84,6 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.course = course
+    #: what `backprop check --run` measured for each claim (the lesson pages show it)
+    app.state.run_store = RunStore(runs_cache_dir(settings.data_dir))
     app.state.templates = make_templates(settings.templates_dir, settings.static_dir)
     app.state.context_processors = [user_context]
     #: awaited before an error page renders: the nav's user is looked up off the event loop

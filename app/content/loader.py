@@ -19,6 +19,7 @@ from pathlib import Path
 import frontmatter
 
 from .cache import RenderCache
+from .claims import extract_claims
 from .front_matter import ID_PATTERN, KNOWN_FIELDS, parse_duration, read_front_matter  # noqa: F401
 from .knowledge_check import split_knowledge_check
 from .models import ContentError, Course, Lesson, Problem, RunValidator
@@ -114,7 +115,7 @@ def load_lesson(
     """Parse, validate and render one file; raises ContentError for the first error found.
 
     With `render`, the body is not rendered here but by `render` on its first use;
-    `validate_run` checks each ```train block (see RunValidator).
+    `validate_run` checks each ```train block and each claim's run (see RunValidator).
     """
     source = _split(read_bytes(path) if raw is None else raw, rel)
     meta = read_front_matter(source.meta_text, source.meta_line, rel)
@@ -145,6 +146,8 @@ def load_lesson(
         )
         for line in task_lines
     )
+    quiz_line = None if drafts is None else heading_line
+    body, claims = extract_claims(source.body, body, source.body_line, quiz_line, validate_run)
     text = _strip_title_heading(body, meta.title)
     lesson = Lesson(
         id=meta.id,
@@ -159,6 +162,7 @@ def load_lesson(
         quiz=quiz,
         pass_percent=meta.pass_percent,
         playground=meta.playground,
+        claims=claims,
     )
     return lesson, warnings
 
@@ -215,8 +219,10 @@ def load_course(
     With `cache_dir`, rendered bodies are kept there between runs (see cache.py), and entries
     no loaded lesson uses are deleted. With `lazy`, files are still read and validated now, but
     each body is read from the cache or rendered on its first use; `backprop check` and the
-    tests load eagerly. `validate_run` checks every ```train block as /train input; without
-    it a block need only map field names to plain values.
+    tests load eagerly. `validate_run` checks every ```train block and the run of every
+    ```claim block as /train input; without it a block need only map field names to plain
+    values. The app and the CLI pass app.training.figures.run_validator, since content imports
+    no domain.
     """
     cache = RenderCache(cache_dir) if cache_dir else None
     problems: list[Problem] = []
