@@ -159,7 +159,9 @@ def _build_quiz(
         right = texts.index(next(t for (_, t, m) in draft.options if m)) if ticked else 0
         options = tuple(
             Option(
-                id=_option_id(lesson_id, qid, text), html=render_inline(text), correct=i == right
+                id=_option_id(lesson_id, qid, text),
+                html=render_inline(text, line=draft.options[i][0]),
+                correct=i == right,
             )
             for i, text in enumerate(texts)
         )
@@ -167,9 +169,11 @@ def _build_quiz(
         questions.append(
             Question(
                 id=qid,
-                prompt_html=render_inline(prompt),
+                prompt_html=render_inline(prompt, line=draft.line),
                 options=options,
-                explanation_html=render_inline(explanation) if explanation else None,
+                explanation_html=(
+                    render_inline(explanation, line=draft.line) if explanation else None
+                ),
                 line=draft.line,
             )
         )
