@@ -130,6 +130,38 @@ def test_quiz_text_draws_inline_math_too():
     assert "∇" in html
 
 
+def inner(latex: str) -> str:
+    """The MathML inside <math>, for comparing structure."""
+    return to_mathml(latex, display=False).split(">", 1)[1].removesuffix("</math>")
+
+
+THIN = '<mspace width="0.167em" />'
+
+
+def test_operator_names_are_upright_with_a_thin_space_beside_atoms_and_none_before_a_bracket():
+    assert inner("2\\log x") == f"<mrow><mn>2</mn>{THIN}<mi>log</mi>{THIN}<mi>x</mi></mrow>"
+    # \operatorname was an <mo> with no dictionary entry: a wide gap before the bracket
+    assert inner("\\operatorname{softmax}(z)") == (
+        '<mrow><mi>softmax</mi><mo stretchy="false">(</mo><mi>z</mi>'
+        '<mo stretchy="false">)</mo></mrow>'
+    )
+    assert inner("\\sin^2 x") == f"<mrow><msup><mi>sin</mi><mn>2</mn></msup>{THIN}<mi>x</mi></mrow>"
+
+
+def test_a_prime_sits_beside_its_base_not_in_a_superscript():
+    assert inner("\\sigma'(z)").startswith(
+        '<mrow><mrow><mi>σ</mi><mo lspace="0" rspace="0">′</mo></mrow><mo stretchy="false">('
+    )
+    assert "<msup>" not in inner("f''")
+
+
+def test_a_sign_after_an_operator_or_bracket_is_unary_and_a_sign_between_atoms_binary():
+    assert '<mo>=</mo><mo lspace="0" rspace="0">−</mo>' in inner("L = -\\log p")
+    assert '(</mo><mo lspace="0" rspace="0">−</mo><mi>z</mi>' in inner("\\exp(-z)")
+    assert inner("a - b") == "<mrow><mi>a</mi><mo>−</mo><mi>b</mi></mrow>"
+    assert "</mo><mo>−</mo><mn>1</mn>" in inner("|x| - 1")
+
+
 # --- invalid input -----------------------------------------------------------------------
 
 INVALID = {
@@ -192,7 +224,7 @@ def test_backprop_check_reports_invalid_latex_with_file_and_line_and_exits_1(tmp
                 "PYTHONPATH": str(ROOT),
                 "DATA_DIR": str(data),
                 "CONTENT_DIR": str(folder),
-            },  # fmt: skip
+            },
         )
         assert result.returncode == 1, result.stdout + result.stderr
         assert result.stdout.splitlines()[0] == (

@@ -105,13 +105,92 @@ def _check_output(root: etree.Element) -> None:
             raise InvalidMath(r"'\\' breaks lines only inside an environment such as split")
 
 
+_SCRIPTS = {"msub", "msup", "msubsup", "munder", "mover", "munderover"}
+_NAME = re.compile(r"[A-Za-z]{2,}")
+_THIN = "0.167em"
+
+
+def _name_of(atom: etree.Element) -> etree.Element | None:
+    """The operator name (log, max, softmax...) an atom is, or carries scripts on."""
+    base = atom[0] if atom.tag in _SCRIPTS and len(atom) else atom
+    if base.tag in ("mi", "mo") and _NAME.fullmatch(base.text or "") and len(base) == 0:
+        return base
+    return None
+
+
+def _space_names(root: etree.Element) -> None:
+    """Operator names as TeX sets them: upright, a thin space from the atoms beside them and
+    none before a bracket. latex2mathml writes `\\log` as a bare <mi> (no space: "logx") and
+    `\\operatorname` as an <mo> without dictionary spacing (a wide gap before "(")."""
+    for parent in list(root.iter()):
+        children = list(parent)
+        if parent.tag in _SCRIPTS or not any(_name_of(child) is not None for child in children):
+            continue
+        spaced: list[etree.Element] = []
+        for index, child in enumerate(children):
+            name = _name_of(child)
+            if name is not None and name.tag == "mo" and name.get("movablelimits") is None:
+                name.tag, name.attrib = "mi", {}  # a multi-letter <mi> is upright
+            if name is None or name.tag != "mi":
+                spaced.append(child)
+                continue
+            before = spaced[-1] if spaced else None
+            after = children[index + 1] if index + 1 < len(children) else None
+            if before is not None and before.tag not in ("mo", "mspace"):
+                spaced.append(etree.Element("mspace", width=_THIN))
+            spaced.append(child)
+            if after is not None and after.tag not in ("mo", "mspace"):
+                spaced.append(etree.Element("mspace", width=_THIN))
+        parent[:] = spaced
+
+
+_SIGNS = {"\u2212", "+", "\u00b1", "\u2213"}
+_CLOSING = {")", "]", "}", "|", "\u2016", "\u27e9", "\u230b", "\u2309"}
+
+
+def _unary_signs(root: etree.Element) -> None:
+    """A sign after an operator or an opening bracket is unary, as TeX sets it (`= -x`,
+    `(-z)`): no space around it. MathML would space it as the binary minus of `a - b`."""
+    for parent in list(root.iter()):
+        previous = None
+        for child in parent:
+            if (
+                child.tag == "mo"
+                and child.text in _SIGNS
+                and previous is not None
+                and previous.tag == "mo"
+                and previous.text not in _CLOSING
+            ):
+                child.set("lspace", "0")
+                child.set("rspace", "0")
+            previous = child
+
+
+_PRIMES = re.compile("[\u2032\u2033\u2034\u2057]+")
+
+
+def _prime_text(script: etree.Element) -> str | None:
+    parts = list(script) if script.tag == "mrow" else [script]
+    text = "".join(part.text or "" for part in parts)
+    plain = all(part.tag in ("mi", "mo") and len(part) == 0 for part in parts)
+    return text if plain and _PRIMES.fullmatch(text) else None
+
+
+def _set_primes(root: etree.Element) -> None:
+    """`f'` as f and a prime beside it: latex2mathml makes the prime a superscript, and the
+    prime character, raised already, comes out tiny and too high."""
+    for element in list(root.iter("msup")):
+        if len(element) == 2 and (primes := _prime_text(element[1])) is not None:
+            element.tag = "mrow"
+            element[1] = etree.Element("mo", lspace="0", rspace="0")
+            element[1].text = primes
+
+
 def to_mathml(latex: str, *, display: bool) -> str:
     """One formula as a MathML `<math>` element; raises InvalidMath for TeX it cannot draw."""
     _check_source(latex)
     try:
         root = convert_to_element(latex, display="block" if display else "inline")
-    except InvalidMath:
-        raise
     # A third-party parser fed author text: whatever it raises (its own errors, IndexError,
     # RecursionError on deep nesting) means this formula cannot be drawn, not a failed page.
     except Exception as exc:
@@ -126,6 +205,9 @@ def to_mathml(latex: str, *, display: bool) -> str:
             element.text = html.unescape(element.text)
         if element.tail:
             element.tail = html.unescape(element.tail)
+    _space_names(root)
+    _set_primes(root)
+    _unary_signs(root)
     return etree.tostring(root, encoding="unicode")
 
 

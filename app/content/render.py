@@ -148,10 +148,9 @@ def _first_line(text: str) -> str:
 
 
 def _locate(text: str, errors: list[MathError]) -> list[MathError]:
-    """Each error with the line of `text` its formula is on, searched in document order.
-
-    Markdown keeps no positions, and list or quote markers and tabs can change a formula's
-    lines on the way: a formula not found as written is looked for by its first line."""
+    """Each error with the line of `text` its formula is on, searched in document order."""
+    # Markdown keeps no positions, and list or quote markers and tabs can change a formula's
+    # lines on the way: a formula not found as written is looked for by its first line.
     located, cursor = [], 0
     for error in errors:
         written, first = error.written, _first_line(error.latex)
@@ -167,10 +166,8 @@ def _locate(text: str, errors: list[MathError]) -> list[MathError]:
 
 
 def render_body(text: str, math_errors: list[MathError] | None = None) -> Rendered:
-    """Render a lesson body to sanitised HTML and its table of contents (h2–h4).
-
-    A formula that cannot be drawn is shown as written; it is added to `math_errors` with its
-    line in `text`."""
+    """Render a lesson body to sanitised HTML and its table of contents (h2–h4); a formula
+    that cannot be drawn is shown as written and added to `math_errors` with its line."""
     md = _converter.md.reset()
     body = md.convert(text)
     if math_errors is not None and _converter.math.errors:
