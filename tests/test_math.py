@@ -69,7 +69,7 @@ def test_display_dollars_become_a_block_formula_in_a_div_of_its_own():
     page = html_of(
         "Softmax:\n\n$$\n\\mathrm{softmax}(z)_i = \\frac{e^{z_i}}{\\sum_j e^{z_j}}\n$$\n\nDone.\n"
     )
-    assert '<p>Softmax:</p>\n<div class="math-display"><math display="block"' in page
+    assert '<p>Softmax:</p>\n<div class="math-display" tabindex="0"><math display="block"' in page
     assert "<mfrac>" in page and "<mo>∑</mo>" in page  # the character, not a reference
     assert page.endswith("</math></div>\n<p>Done.</p>")
 

@@ -250,6 +250,8 @@ class _ToMathML(Treeprocessor):
                 element.text = AtomicString(error.written)
                 continue
             element.set("class", "math-display" if display else "math-inline")
+            if display:  # a formula wider than a phone scrolls: keyboards must reach it too
+                element.set("tabindex", "0")
             element.text = self.md.htmlStash.store(mathml)
 
 

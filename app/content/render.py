@@ -38,6 +38,7 @@ ATTRIBUTES = {
     "th": {"align", "colspan", "rowspan", "scope"},
     "ol": {"start"},
     "abbr": {"title"},
+    "div": {"tabindex"},  # the box a display formula scrolls in is focusable (mathml.py)
 }
 URL_SCHEMES = {"http", "https", "mailto"}
 
