@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .config import PROJECT_ROOT
+from .resources import PACKAGE_DIR
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -37,7 +37,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     reload_dirs = None
     if args.reload:
         reload_dirs = [
-            str(PROJECT_ROOT / "app"),
+            str(PACKAGE_DIR),
             str(settings.templates_dir),
             str(settings.content_dir.resolve()),
         ]
@@ -171,6 +171,55 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- backup and restore (app/backup.py) ------------------------------------------------------
+
+
+def cmd_db_backup(args: argparse.Namespace) -> int:
+    """Copy the SQLite database to FILE while the server runs."""
+    from .backup import BackupError, backup
+    from .config import get_settings
+
+    try:
+        summary = backup(get_settings().resolved_database_url(), Path(args.file), force=args.force)
+    except BackupError as exc:
+        print(f"backprop db backup: {exc}", file=sys.stderr)
+        return 1
+    print(f"backed up to {summary.describe()}")
+    return 0
+
+
+def cmd_db_restore(args: argparse.Namespace) -> int:
+    """Replace the SQLite database with the backup FILE (no server may be using it)."""
+    from .backup import BackupError, restore
+    from .config import get_settings
+
+    try:
+        summary = restore(get_settings().resolved_database_url(), Path(args.file), force=args.force)
+    except BackupError as exc:
+        print(f"backprop db restore: {exc}", file=sys.stderr)
+        return 1
+    print(f"restored {summary.describe()}")
+    return 0
+
+
+def add_backup_commands(db_sub: argparse._SubParsersAction) -> None:
+    """`backprop db backup FILE` and `backprop db restore FILE`."""
+    backup = db_sub.add_parser(
+        "backup", help="copy the SQLite database to FILE, online (PostgreSQL: use pg_dump)"
+    )
+    backup.add_argument("file", metavar="FILE")
+    backup.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    backup.set_defaults(func=cmd_db_backup)
+    restore = db_sub.add_parser(
+        "restore", help="replace the SQLite database with FILE; stop the server first"
+    )
+    restore.add_argument("file", metavar="FILE")
+    restore.add_argument(
+        "--force", action="store_true", help="replace the database if it already exists"
+    )
+    restore.set_defaults(func=cmd_db_restore)
+
+
 def cmd_user_create(args: argparse.Namespace) -> int:
     """Create a learner or instructor; the password is read from stdin (never from argv)."""
     from .accounts import service
@@ -272,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_upgrade = db_sub.add_parser("upgrade", help="apply migrations (the server does it too)")
     db_upgrade.add_argument("revision", nargs="?", default="head")
     db_upgrade.set_defaults(func=cmd_db_upgrade)
+    add_backup_commands(db_sub)
 
     user = sub.add_parser("user", help="manage accounts")
     user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")

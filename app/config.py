@@ -11,8 +11,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-#: The repository root: templates/ and static/ live beside app/.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from . import resources
+
 #: Shorter secrets are refused: the key signs cookies and CSRF tokens and keys option orders.
 MIN_SECRET_LENGTH = 32
 
@@ -22,7 +22,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
-    content_dir: Path = Path("content")
+    #: The lessons served; by default the course bundled with the package (the seed lesson).
+    content_dir: Path = Field(default_factory=resources.course_dir)
+    #: Relative to the working directory, like every relative path set here.
     data_dir: Path = Path("data")
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default sqlite:///<DATA_DIR>/backprop.db"
@@ -70,8 +72,8 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         default="text", description="text: time level logger: message; json: one object a line"
     )
-    templates_dir: Path = PROJECT_ROOT / "templates"
-    static_dir: Path = PROJECT_ROOT / "static"
+    templates_dir: Path = Field(default_factory=resources.templates_dir)
+    static_dir: Path = Field(default_factory=resources.static_dir)
 
     def resolved_database_url(self) -> str:
         """The configured database URL, or a SQLite file in the data folder."""

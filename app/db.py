@@ -7,15 +7,18 @@ import fcntl
 import logging
 import os
 import threading
+import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
-from .config import PROJECT_ROOT
+from .resources import migrations_dir
 
 log = logging.getLogger("backprop")
 
@@ -80,10 +83,14 @@ class Database:
 
     engine: Engine
     sessions: sessionmaker[Session]
+    #: the shared in-use lock on a SQLite file (see hold_in_use), released by close()
+    in_use: IO[bytes] | None = None
 
     @classmethod
     def open(cls, url: str) -> Database:
         engine = make_engine(url)
+        path = sqlite_file(url)
+        in_use = hold_in_use(path) if path else None
         info = {}
         if is_sqlite(engine):
             # SQLite has one writer at a time. Threads of this process queue on a lock for it;
@@ -93,13 +100,66 @@ class Database:
             info[WRITE_LOCK] = threading.Lock()
         factory = sessionmaker(engine, expire_on_commit=False, autoflush=False, info=info)
         event.listen(factory, "after_transaction_end", _release_write_lock)
-        return cls(engine, factory)
+        db = cls(engine, factory, in_use=in_use)
+        if in_use is not None:
+            # one dropped without close() (create_app failing after this) still lets go of it
+            weakref.finalize(db, in_use.close)
+        return db
 
     def session(self) -> Session:
         return self.sessions()
 
     def close(self) -> None:
         self.engine.dispose()
+        if self.in_use is not None:
+            self.in_use.close()
+
+
+# --- in use: a restore must not replace a database a process has open ------------------------
+
+#: How long opening a SQLite database waits for a restore (which holds the lock) to finish.
+IN_USE_WAIT_S = 30.0
+
+
+class DatabaseInUse(RuntimeError):
+    """The in-use lock could not be taken: a restore, or (for a restore) a server, holds it."""
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL; None for other databases, in-memory ones and URI filenames."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.query.get("uri"):
+        return None
+    if not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def hold_in_use(
+    db_file: Path, *, exclusive: bool = False, wait: float = IN_USE_WAIT_S
+) -> IO[bytes]:
+    """Take the in-use lock of a SQLite file and return its open lock file (closing it releases).
+
+    Every process that opens the database (each server worker, the CLI) holds it shared, so a
+    restore, which needs it exclusive, is refused while any of them runs. An flock on a file of
+    its own, `<db>.in-use.lock`: the kernel drops it when its holder exits, even by kill -9, so it
+    never goes stale; and never on the database file itself, where closing our descriptor would
+    drop SQLite's own POSIX locks on it. Waits up to `wait` seconds, then DatabaseInUse.
+    """
+    path = db_file.with_name(db_file.name + ".in-use.lock")
+    fh = open(os.open(path, os.O_RDWR | os.O_CREAT, 0o600), "r+b")  # noqa: SIM115 - returned
+    deadline = time.monotonic() + wait
+    mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+    while True:
+        try:
+            fcntl.flock(fh, mode)
+            return fh
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                fh.close()
+                holder = "in use by a running Backprop process" if exclusive else "being restored"
+                raise DatabaseInUse(f"the database {db_file} is {holder}") from None
+            time.sleep(0.05)
 
 
 WRITE_LOCK = "write_lock"
@@ -144,19 +204,30 @@ def commit(session: Session) -> None:
 
 # --- migrations -------------------------------------------------------------------------------
 
-ALEMBIC_DIR = PROJECT_ROOT / "alembic"
-ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
-
 
 def alembic_config(url: str | None = None):
-    """An Alembic Config that works from any working directory."""
+    """An Alembic Config on the package's migrations, from any working directory.
+
+    No alembic.ini: a wheel has none, and its logging section is for the `alembic` command.
+    """
     from alembic.config import Config
 
-    cfg = Config(str(ALEMBIC_INI)) if ALEMBIC_INI.exists() else Config()
-    cfg.set_main_option("script_location", str(ALEMBIC_DIR))
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
     if url:
         cfg.attributes["url"] = url
     return cfg
+
+
+@contextlib.contextmanager
+def _in_use(engine: Engine) -> Iterator[None]:
+    """The shared in-use lock while migrating (`backprop db upgrade` opens no Database)."""
+    path = sqlite_file(engine.url.render_as_string(hide_password=False))
+    if path is None:
+        yield
+        return
+    with hold_in_use(path):
+        yield
 
 
 @contextlib.contextmanager
@@ -180,7 +251,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     from alembic import command
 
     cfg = alembic_config()
-    with _migration_lock(engine), engine.connect() as connection:
+    with _in_use(engine), _migration_lock(engine), engine.connect() as connection:
         if engine.dialect.name == "postgresql":
             # held until this connection's transaction ends: other instances wait, then no-op
             connection.execute(text("SELECT pg_advisory_xact_lock(4242424201)"))
@@ -194,7 +265,7 @@ def downgrade(engine: Engine, revision: str) -> None:
     from alembic import command
 
     cfg = alembic_config()
-    with _migration_lock(engine), engine.connect() as connection:
+    with _in_use(engine), _migration_lock(engine), engine.connect() as connection:
         cfg.attributes["connection"] = connection
         command.downgrade(cfg, revision)
         connection.commit()

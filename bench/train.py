@@ -4,7 +4,8 @@ Same architecture, data, batch size, learning rate and epochs for each; prints s
 test accuracy and the ratios, then POST /train end to end (a real uvicorn, per-epoch evaluation
 and HTTP included) against PyTorch's bare training loop. One BLAS/torch thread everywhere.
 
-    .venv/bin/python bench/train.py            # PyTorch rows appear when `torch` is installed
+    .venv/bin/pip install -e '.[bench]'        # scikit-learn and PyTorch, the baselines
+    .venv/bin/python bench/train.py            # a baseline not installed shows as such
 """
 
 from __future__ import annotations
@@ -57,10 +58,13 @@ def bench_backprop(data: Dataset, hidden: list[int]) -> tuple[float, float]:
     return EPOCHS * n / seconds, accuracy
 
 
-def bench_sklearn(data: Dataset, hidden: list[int]) -> tuple[float, float]:
+def bench_sklearn(data: Dataset, hidden: list[int]) -> tuple[float, float] | None:
     """MLPClassifier with plain mini-batch SGD, no regularisation, no early stopping."""
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.neural_network import MLPClassifier
+    try:
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.neural_network import MLPClassifier
+    except ImportError:  # the `bench` extra, not a dependency of the server
+        return None
 
     model = MLPClassifier(
         hidden_layer_sizes=tuple(hidden),

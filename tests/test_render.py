@@ -67,9 +67,9 @@ def test_inline_rendering_keeps_code_and_emphasis_but_no_blocks():
 
 
 def test_the_committed_pygments_stylesheet_is_the_generated_one_with_a_dark_variant():
-    from app.config import PROJECT_ROOT
+    from app.resources import static_dir
 
-    committed = (PROJECT_ROOT / "static" / "css" / "pygments.css").read_text()
+    committed = (static_dir() / "css" / "pygments.css").read_text()
     assert committed == pygments_css()
     assert "@media (prefers-color-scheme: dark)" in committed
 

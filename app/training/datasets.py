@@ -1,4 +1,4 @@
-"""The data the playground trains on: scikit-learn's bundled digits and four 2-D NumPy sets.
+"""The data the playground trains on: the 8x8 digits shipped in data/ and four 2-D NumPy sets.
 
 Every set is split 80/20 into train and test, stratified by class and shuffled by `seed`, and
 comes back as float arrays `x` (m, n_features) with integer labels `y` (m,).
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -17,6 +18,8 @@ DATASETS: tuple[str, ...] = ("digits", *DEFAULT_NOISE)
 #: Points generated for each 2-D set (before the split).
 POINTS_2D = 1000
 TEST_FRACTION = 0.2
+#: The 1,797 digits as uint8 `pixels` (1797, 64) and `labels` (1797,); see data/README.md.
+DIGITS_FILE = Path(__file__).resolve().parent / "data" / "digits.npz"
 
 
 @dataclass(frozen=True)
@@ -65,11 +68,10 @@ def stratified_split(
 
 @lru_cache(maxsize=1)
 def _digits() -> tuple[np.ndarray, np.ndarray]:
-    """The 1,797 8x8 digit images (64 pixels, 0-16) and labels, from scikit-learn's own files."""
-    from sklearn.datasets import load_digits  # bundled with the package, never downloaded
-
-    bunch = load_digits()
-    return bunch.data.astype(np.float64), bunch.target.astype(np.int64)
+    """The 1,797 8x8 digit images (64 pixels, 0-16) and labels, read from DIGITS_FILE."""
+    # NumPy alone: importing scikit-learn for this table cost every worker most of a second
+    with np.load(DIGITS_FILE, allow_pickle=False) as data:
+        return data["pixels"].astype(np.float64), data["labels"].astype(np.int64)
 
 
 def make_2d(name: str, noise: float, rng: np.random.Generator, n: int = POINTS_2D):

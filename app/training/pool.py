@@ -46,7 +46,7 @@ def _worker_main(conn: Connection, results: socket.socket) -> None:
     from .datasets import load_dataset
     from .runner import train  # it limits BLAS to one thread for each run
 
-    load_dataset("digits")  # warm: import scikit-learn and read the images before a request waits
+    load_dataset("digits")  # warm: read the images before a request waits
     while True:
         try:
             message = conn.recv()
