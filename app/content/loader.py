@@ -1,7 +1,8 @@
 """Read every lesson under a folder, validate it strictly, and render it once.
 
 A file with an error is left out of the course and reported with its path and line; it never
-stops the other lessons from loading. Nothing here raises for bad content.
+stops the other lessons from loading. Nothing here raises for bad content. (A formula that
+cannot be drawn is an error found by rendering: the page shows it as written.)
 
 Validation (front matter, fields, the knowledge check and its inline Markdown) always happens
 at load. Rendering the body (Markdown, Pygments, nh3: most of the time) happens at load too,
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from .front_matter import ID_PATTERN, KNOWN_FIELDS, parse_duration, read_front_m
 from .knowledge_check import split_knowledge_check
 from .models import ContentError, Course, Lesson, Problem, RunValidator
 from .questions import build_quiz
-from .render import LessonBody, Rendered, render_body
+from .render import LessonBody, MathError, Render, Rendered, math_problems, render_body
 
 log = logging.getLogger("backprop.content")
 
@@ -109,7 +109,7 @@ def load_lesson(
     rel: str,
     raw: bytes | None = None,
     *,
-    render: Callable[[str], Rendered] | None = None,
+    render: Render | None = None,
     validate_run: RunValidator | None = None,
 ) -> tuple[Lesson, list[Problem]]:
     """Parse, validate and render one file; raises ContentError for the first error found.
@@ -158,12 +158,14 @@ def load_lesson(
         section=meta.section,
         next_lesson_id=meta.next_lesson_id,
         path=rel,
-        body=LessonBody(text, render=render) if render else LessonBody(text, render_body(text)),
+        body=LessonBody(text, render=render or render_body, first_line=source.body_line),
         quiz=quiz,
         pass_percent=meta.pass_percent,
         playground=meta.playground,
         claims=claims,
     )
+    if render is None:
+        lesson.body.rendered()
     return lesson, warnings
 
 
@@ -192,12 +194,13 @@ def _load_cached(
             path, shown, render=render_body if lazy else None, validate_run=validate_run
         )
 
-    def render(source: str) -> Rendered:
+    def render(source: str, math_errors: list[MathError]) -> Rendered:
         key = cache.key(source)
         rendered = cache.get(key)
         if rendered is None:
-            rendered = render_body(source)
-            cache.put(key, rendered)
+            rendered = render_body(source, math_errors)
+            if not math_errors:  # kept out, so that every check reports the broken formulas
+                cache.put(key, rendered)
         return rendered
 
     lesson, warnings = load_lesson(path, shown, render=render, validate_run=validate_run)
@@ -242,6 +245,7 @@ def load_course(
             problems.append(Problem(shown, exc.line, exc.message, exc.hint))
             continue
         problems.extend(warnings)
+        problems.extend(math_problems(shown, lesson.body))  # none until the body is rendered
         if lesson.id in lessons:
             problems.append(
                 Problem(
