@@ -148,6 +148,12 @@ ALEMBIC_DIR = PROJECT_ROOT / "alembic"
 ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
 
 
+def include_object(obj, name: str | None, type_: str, reflected: bool, compare_to) -> bool:
+    """Autogenerate's filter: procrastinate's tables (applied from its own SQL) are not models."""
+    queue_table = type_ == "table" and (name or "").startswith("procrastinate_")
+    return not (queue_table and reflected and compare_to is None)
+
+
 def alembic_config(url: str | None = None):
     """An Alembic Config that works from any working directory."""
     from alembic.config import Config
