@@ -66,6 +66,7 @@ class Settings(BaseSettings):
                 f"(postgresql+psycopg://user@host/db); DATABASE_URL is {where}"
             )
         return value
+
     log_level: str = Field(
         default="INFO",
         pattern=r"(?i)^(debug|info|warning|error|critical)$",

@@ -12,7 +12,6 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-
 from alembic.script import ScriptDirectory
 
 from app.db import (
