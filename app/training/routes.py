@@ -8,15 +8,15 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from ..config import Settings
 from ..web.schemas import UNPARSABLE_BODY
 from ..web.templates import render
+from .backend import Busy, LocalBackend, TrainingBackend, UnknownRun, WorkerFailed
 from .datasets import DEFAULT_NOISE
-from .pool import Busy, TrainingPool, WorkerFailed
 from .query import parse_playground_query, playground_query
 from .runner import estimate_work, full_config
 from .schemas import TrainRequest, TrainResult
@@ -37,24 +37,20 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def get_pool(request: Request) -> TrainingPool:
-    """The app's training pool, created on the first training request."""
-    pool = getattr(request.app.state, "training_pool", None)
-    if pool is None:
-        settings: Settings = request.app.state.settings
-        pool = TrainingPool(settings.train_workers, settings.train_queue)
-        request.app.state.training_pool = pool
-    return pool
+def get_backend(request: Request) -> TrainingBackend:
+    """Where this app's runs train (TRAINING_BACKEND; see app/training/backend.py)."""
+    return request.app.state.training
 
 
 def close_pool(app: Any) -> None:
-    """Stop the app's training processes, if it ever started any (on shutdown)."""
-    pool = getattr(app.state, "training_pool", None)
-    if pool is not None:
-        pool.close()
-        app.state.training_pool = None
+    """Stop the app's local training processes, if it ever started any (the queue backend's
+    connections close in the app's lifespan)."""
+    backend = getattr(app.state, "training", None)
+    if isinstance(backend, LocalBackend):
+        backend.close()
 
 
+NO_RUN = "no stored run has this id"
 TRAINING_FAILED = (
     "the training process stopped before the run finished; it has been logged, try again"
 )
@@ -68,6 +64,11 @@ def _busy() -> JSONResponse:
     )
 
 
+def _failure(exc: WorkerFailed) -> tuple[str, int]:
+    """What a failed run's client is told: the queue's own words, else the generic message."""
+    return getattr(exc, "detail", TRAINING_FAILED), getattr(exc, "status", 503)
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, allow_nan=False, separators=(",", ":"))
 
@@ -78,25 +79,29 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-async def _events(pool: TrainingPool, config: dict[str, Any]) -> AsyncIterator[ServerSentEvent]:
-    every = max(1, config["epochs"] // BOUNDARY_FRAMES)
+async def _events(
+    messages: AsyncIterator[tuple], ids: bool = False
+) -> AsyncIterator[ServerSentEvent]:
+    """A run's events as SSE; `ids` numbers epochs (for Last-Event-ID on reconnect)."""
     try:
-        async with contextlib.aclosing(pool.stream(config, boundary_every=every)) as messages:
+        async with contextlib.aclosing(messages):
             async for kind, *payload in messages:
                 if kind == "epoch":
                     row, boundary = payload
-                    yield ServerSentEvent(data=_dumps(row), event="epoch")
+                    key = str(row["epoch"]) if ids else None
+                    yield ServerSentEvent(data=_dumps(row), event="epoch", id=key)
                     if boundary is not None:
                         frame = {"epoch": row["epoch"], **boundary}
-                        yield ServerSentEvent(data=_dumps(frame), event="boundary")
-                else:
-                    yield ServerSentEvent(data=_dumps(payload[0]), event="result")
+                        yield ServerSentEvent(data=_dumps(frame), event="boundary", id=key)
+                else:  # "result", or "queued" while a queued run waits for a worker
+                    yield ServerSentEvent(data=_dumps(payload[0]), event=kind)
     except Busy:  # lost a race for the last place between the check and the stream's start
         yield ServerSentEvent(data=_dumps({"detail": "busy", "status": 429}), event="error")
-    except WorkerFailed:
-        yield ServerSentEvent(
-            data=_dumps({"detail": TRAINING_FAILED, "status": 503}), event="error"
-        )
+    except UnknownRun:  # deleted (TRAIN_KEEP_HOURS) while being read
+        yield ServerSentEvent(data=_dumps({"detail": NO_RUN, "status": 404}), event="error")
+    except WorkerFailed as exc:
+        detail, status = _failure(exc)
+        yield ServerSentEvent(data=_dumps({"detail": detail, "status": status}), event="error")
 
 
 @api.post(
@@ -123,15 +128,21 @@ async def train_route(
             },
             status_code=422,
         )
-    pool = get_pool(request)
-    if not pool.has_room():
-        return _busy()
+    backend = get_backend(request)
+    try:
+        if not await backend.has_room():
+            return _busy()
+    except WorkerFailed as exc:  # the queue's database is unreachable
+        detail, status = _failure(exc)
+        return JSONResponse({"detail": detail}, status_code=status)
     if "text/event-stream" in request.headers.get("accept", ""):
+        every = max(1, config["epochs"] // BOUNDARY_FRAMES)
+        messages = backend.stream(config, boundary_every=every)
         return EventSourceResponse(
-            _events(pool, config), ping=15, headers={"Cache-Control": "no-store"}
+            _events(messages), ping=15, headers={"Cache-Control": "no-store"}
         )
 
-    run = asyncio.ensure_future(pool.run(config))
+    run = asyncio.ensure_future(backend.run(config))
     gone = asyncio.ensure_future(_disconnected(request))
     try:
         await asyncio.wait({run, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -145,8 +156,48 @@ async def train_route(
         return JSONResponse(run.result())
     except Busy:
         return _busy()
-    except WorkerFailed:  # logged by the pool; the run can simply be tried again
-        return JSONResponse({"detail": TRAINING_FAILED}, status_code=503)
+    except WorkerFailed as exc:  # logged by the backend; the run can simply be tried again
+        detail, status = _failure(exc)
+        return JSONResponse({"detail": detail}, status_code=status)
+
+
+RUN_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No stored run has this id (runs are stored with TRAINING_BACKEND=queue)"},
+}
+
+
+@api.get(
+    "/train/runs/{run_id}/events",
+    responses=RUN_ERRORS,
+    response_class=EventSourceResponse,
+    summary="Follow a queued run from any instance (SSE; TRAINING_BACKEND=queue)",
+)
+async def follow_run(
+    request: Request, run_id: Annotated[str, Path(pattern="^[0-9a-f]{32}$")]
+) -> Response:
+    """The run's stored epochs, then each new one as its worker announces it, then `result`
+    (or `error`): the same events as POST /train, each epoch with its number as the event id.
+    A reader that reconnects with `Last-Event-ID` (or `?after=`) resumes after that epoch."""
+    backend = get_backend(request)
+    if not hasattr(backend, "follow"):
+        return JSONResponse(
+            {"detail": "runs are stored only with TRAINING_BACKEND=queue"}, status_code=404
+        )
+    resume = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
+    after = int(resume) if resume.isdigit() and len(resume) < 7 else 0
+    try:
+        if not await backend.exists(run_id):
+            raise UnknownRun(run_id)
+    except UnknownRun:
+        return JSONResponse({"detail": NO_RUN}, status_code=404)
+    except WorkerFailed as exc:
+        detail, status = _failure(exc)
+        return JSONResponse({"detail": detail}, status_code=status)
+    return EventSourceResponse(
+        _events(backend.follow(run_id, after), ids=True),
+        ping=15,
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 @pages.get("/playground", response_class=HTMLResponse)
