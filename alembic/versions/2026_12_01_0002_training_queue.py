@@ -5,7 +5,7 @@ a byte-for-byte copy of the `schema.sql` that procrastinate 3.10.0 ships (its ne
 03.04.00_50_post_add_retry_failed_job_procedure). The copy is part of this repository, so this
 migration does the same thing whatever procrastinate is installed; its SHA-256 is checked before
 it runs. A later procrastinate that ships new migrations needs a new revision applying them
-(tests/test_training_queue_schema.py fails until one does). SQLite gets the two tables only:
+(tests/test_training_backend.py fails until one does). SQLite gets the two tables only:
 the queue needs PostgreSQL.
 
 Revision ID: 0002_training_queue
@@ -27,6 +27,8 @@ depends_on: str | Sequence[str] | None = None
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "sql" / "procrastinate-3.10.0-schema.sql"
 SCHEMA_SHA256 = "c70ec4b400a60ad9592787653aae5ae77ae41bf801d56b5bd2712751a07f2009"
+#: procrastinate's newest migration that the schema above includes
+PROCRASTINATE_MIGRATION = "03.04.00_50_post_add_retry_failed_job_procedure"
 
 # Reverse order of creation: the function returning a jobs row before the table, the trigger
 # functions after the tables (their triggers go with the tables), the types last.

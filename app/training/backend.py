@@ -36,6 +36,10 @@ HEARTBEAT_SECONDS = 2.0
 STALE_SECONDS = 10.0
 
 
+#: What the client of a run whose worker died is told (by whichever instance noticed first).
+WORKER_DIED = "the training worker stopped before the run finished; try again"
+
+
 class RunFailed(WorkerFailed):
     """A queued run that ended without a result; `detail` is safe to show the learner."""
 

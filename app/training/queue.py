@@ -29,6 +29,7 @@ from ..config import Settings
 from .backend import (
     STALE_SECONDS,
     TASK_NAME,
+    WORKER_DIED,
     Busy,
     RunFailed,
     UnknownRun,
@@ -46,7 +47,6 @@ NO_WORKER_SECONDS = 30.0
 #: The listener checks its connection after this long without a notification.
 LISTEN_CHECK_SECONDS = 15.0
 
-WORKER_DIED = "the training worker stopped before the run finished; try again"
 NO_WORKER = "no training worker is running (start one with `backprop worker`); try again later"
 JOB_GONE = "the run's job left the queue before it finished; try again"
 UNAVAILABLE = "the training queue's database cannot be reached; try again in a few seconds"

@@ -31,7 +31,7 @@ from procrastinate import exceptions as queue_errors
 from procrastinate.job_context import AbortReason, JobContext
 from procrastinate.retry import BaseRetryStrategy, RetryDecision
 
-from .backend import HEARTBEAT_SECONDS, STALE_SECONDS, TASK_NAME, channel_for
+from .backend import HEARTBEAT_SECONDS, STALE_SECONDS, TASK_NAME, WORKER_DIED, channel_for
 
 log = logging.getLogger("backprop.worker")
 
@@ -46,7 +46,6 @@ QUICK_EXIT_SECONDS = 5.0
 
 FAILED_IN_WORKER = "the run failed in the training worker; it has been logged, try again"
 KEPT_STOPPING = "the training workers kept shutting down during this run; try again"
-SWEPT = "the training worker stopped before the run finished; try again"
 
 START = """
 WITH started AS (
@@ -203,7 +202,7 @@ async def sweep(app: procrastinate.App, keep_hours: float, channel: str) -> None
     """Fail the runs of dead workers (nobody may be watching them) and delete expired runs."""
     await app.job_manager.prune_stalled_workers(STALE_SECONDS)
     async with app.connector.pool.connection() as conn:  # type: ignore[attr-defined]
-        dead = await (await conn.execute(SWEEP_DEAD, (SWEPT, STALE_SECONDS))).fetchall()
+        dead = await (await conn.execute(SWEEP_DEAD, (WORKER_DIED, STALE_SECONDS))).fetchall()
         await conn.execute(SWEEP_OLD, (keep_hours * 3600,))
     for run_id, job_id in dead:
         log.error("run %s: its worker stopped mid-run; marked failed", run_id)
