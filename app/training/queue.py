@@ -23,6 +23,7 @@ import procrastinate
 import psycopg
 from procrastinate import exceptions as queue_errors
 from psycopg import sql
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ..config import Settings
@@ -53,9 +54,22 @@ UNAVAILABLE = "the training queue's database cannot be reached; try again in a f
 CANCELLED = "this run was cancelled before it finished"
 
 WAITING = "SELECT count(*) FROM procrastinate_jobs WHERE queue_name = %s AND status = 'todo'"
-INSERT_RUN = """
-INSERT INTO training_runs (id, status, config, attempts, created_at)
-VALUES (%s, 'queued', %s, 0, now())
+# The run and its job in one statement: both exist or neither, and TRAIN_QUEUE_MAX is checked in
+# it. The job is made by procrastinate's own SQL function (the one its `defer_jobs` query calls;
+# its signature is fixed by our migration of procrastinate's schema).
+ENQUEUE = """
+WITH room AS (
+    SELECT count(*) < %(max)s AS ok FROM procrastinate_jobs
+    WHERE queue_name = %(queue)s::text AND status = 'todo'
+), job AS (
+    SELECT unnest(procrastinate_defer_jobs_v1(ARRAY[
+        ROW(%(queue)s::text, %(task)s::text, 0, NULL, NULL, %(args)s, NULL)
+    ]::procrastinate_job_to_defer_v1[])) AS id
+    FROM room WHERE ok
+)
+INSERT INTO training_runs (id, job_id, status, config, attempts, created_at)
+SELECT %(run)s::text, id, 'queued', %(config)s::text, 0, now() FROM job
+RETURNING job_id
 """
 STATE = """
 SELECT r.status, r.result, r.error, r.job_id, j.status::text,
@@ -338,23 +352,20 @@ class QueueBackend:
 
     async def _enqueue(self, run_id: str, config: dict[str, Any], boundary_every: int) -> None:
         pool = await self._ready()
-        assert self._jobs is not None
+        params = {
+            "max": self.queue_max,
+            "queue": self.queue,
+            "task": TASK_NAME,
+            # the worker reads the configuration from the run's row, exactly as written here
+            "args": Jsonb({"run_id": run_id, "boundary_every": boundary_every}),
+            "run": run_id,
+            "config": json.dumps(config, allow_nan=False, separators=(",", ":")),
+        }
         with _database_errors():
             async with pool.connection() as conn:
-                row = await (await conn.execute(WAITING, (self.queue,))).fetchone()
-                if row is not None and row[0] >= self.queue_max:
-                    raise Busy()
-                text = json.dumps(config, allow_nan=False, separators=(",", ":"))
-                await conn.execute(INSERT_RUN, (run_id, text))
-            # The worker reads the configuration from the run's row, exactly as written: the
-            # job carries only the run's id.
-            task = self._jobs.configure_task(TASK_NAME, queue=self.queue)
-            job_id = await task.defer_async(run_id=run_id, boundary_every=boundary_every)
-            async with pool.connection() as conn:
-                await conn.execute(
-                    "UPDATE training_runs SET job_id = %s WHERE id = %s AND job_id IS NULL",
-                    (job_id, run_id),
-                )
+                stored = await (await conn.execute(ENQUEUE, params)).fetchone()
+        if stored is None:
+            raise Busy()
 
     async def _end(self, run_id: str, status: str, error: str | None) -> int | None:
         """Mark a run that has not finished as failed or cancelled; its job id if it was so."""

@@ -4,7 +4,9 @@ The supervisor starts N processes (spawned, each in its own process group so a t
 reaches only the supervisor) and starts another if one dies. Each runs a procrastinate worker
 with concurrency 1 (one run at a time, one BLAS thread: the runner limits it). The training runs
 in procrastinate's thread for synchronous tasks while the event loop keeps the heartbeat and
-listens for aborts. Every epoch is one statement: the row stored and announced (NOTIFY) together.
+listens for aborts. Every epoch is stored as a row; rows are written and announced (NOTIFY) in
+the same statement, at most every FLUSH_SECONDS (a fast run's epochs go in one or two statements,
+the last with the result).
 
 SIGTERM (or Ctrl-C) to the supervisor: each process stops taking runs, lets its current run
 finish for up to `grace` seconds, then stops it and gives it back to the queue, where another
@@ -41,6 +43,10 @@ GRACE_SECONDS = 3.0
 MAX_ATTEMPTS = 3
 #: Seconds between sweeps for runs of dead workers and for expired runs.
 SWEEP_SECONDS = 60.0
+#: Seconds between a worker's looks for waiting runs when no announcement woke it.
+FETCH_POLL_SECONDS = 2.0
+#: Epoch rows wait at most this long to be stored and announced together.
+FLUSH_SECONDS = 0.05
 #: A process that dies sooner than this after starting is restarted only after a pause.
 QUICK_EXIT_SECONDS = 5.0
 
@@ -57,22 +63,25 @@ WITH started AS (
 )
 SELECT config, pg_notify(%s, %s) FROM started
 """
-EPOCH = """
-WITH stored AS (
-    INSERT INTO training_epochs (run_id, epoch, metrics, boundary)
-    SELECT %s, %s, %s, %s
-    WHERE EXISTS (SELECT 1 FROM training_runs WHERE id = %s AND status = 'running')
-    RETURNING run_id
-)
-SELECT pg_notify(%s, %s) FROM stored
+# Rows are stored only while the run is still this worker's: no row comes back once the web
+# side has cancelled or failed it, and the training stops.
+STORE_EPOCHS = """
+INSERT INTO training_epochs (run_id, epoch, metrics, boundary)
+SELECT %(run)s::text, e, m, b
+FROM unnest(%(epochs)s::int[], %(metrics)s::text[], %(frames)s::text[]) AS t(e, m, b)
+WHERE EXISTS (SELECT 1 FROM training_runs WHERE id = %(run)s::text AND status = 'running')
 """
-FINISH = """
-WITH finished AS (
-    UPDATE training_runs SET status = %s, result = %s, error = %s,
-        finished_at = CASE WHEN %s::text = 'queued' THEN NULL ELSE now() END
-    WHERE id = %s AND status = 'running' RETURNING id
+EPOCHS = f"""
+WITH stored AS ({STORE_EPOCHS} RETURNING run_id)
+SELECT pg_notify(%(channel)s, %(run)s::text || ' epoch') WHERE EXISTS (SELECT 1 FROM stored)
+"""
+FINISH = f"""
+WITH stored AS ({STORE_EPOCHS}), finished AS (
+    UPDATE training_runs SET status = %(status)s::text, result = %(result)s, error = %(error)s,
+        finished_at = CASE WHEN %(status)s::text = 'queued' THEN NULL ELSE now() END
+    WHERE id = %(run)s::text AND status = 'running' RETURNING id
 )
-SELECT pg_notify(%s, %s) FROM finished
+SELECT pg_notify(%(channel)s, %(run)s::text || ' state') FROM finished
 """
 SWEEP_DEAD = """
 UPDATE training_runs r SET status = 'failed', error = %s, finished_at = now()
@@ -101,8 +110,10 @@ class Store:
     def __init__(self, conninfo: str, channel: str, name: str) -> None:
         self.conninfo, self.channel, self.name = conninfo, channel, name
         self._conn: psycopg.Connection | None = None
+        self._pending: list[tuple[int, str, str | None]] = []
+        self._flushed = 0.0
 
-    def _execute(self, query: str, params: tuple) -> tuple | None:
+    def _execute(self, query: str, params: tuple | dict) -> tuple | None:
         if self._conn is None or self._conn.closed or self._conn.broken:
             self._conn = psycopg.connect(self.conninfo, autocommit=True)
         return self._conn.execute(query, params, prepare=True).fetchone()
@@ -110,21 +121,36 @@ class Store:
     def start(self, run_id: str, job_id: int) -> str | None:
         """Mark the run running here; its configuration's JSON, or None if it is not waiting."""
         row = self._execute(START, (job_id, self.name, run_id, self.channel, f"{run_id} state"))
+        self._pending.clear()
+        self._flushed = time.monotonic()
         return None if row is None else row[0]
 
+    def _rows(self, run_id: str) -> dict[str, Any]:
+        epochs = [epoch for epoch, _, _ in self._pending]
+        metrics = [text for _, text, _ in self._pending]
+        frames = [frame for _, _, frame in self._pending]
+        self._pending.clear()
+        self._flushed = time.monotonic()
+        return {"run": run_id, "epochs": epochs, "metrics": metrics, "frames": frames}
+
     def epoch(self, run_id: str, row: dict, boundary: dict | None) -> bool:
-        """Store and announce one epoch; False if the run is no longer this worker's to train."""
+        """Keep one epoch, storing and announcing those kept once FLUSH_SECONDS have passed;
+        False if the run is no longer this worker's to train."""
         frame = None if boundary is None else _dumps(boundary)
-        params = (run_id, row["epoch"], _dumps(row), frame, run_id, self.channel, f"{run_id} epoch")
-        return self._execute(EPOCH, params) is not None
+        self._pending.append((row["epoch"], _dumps(row), frame))
+        if time.monotonic() - self._flushed < FLUSH_SECONDS:
+            return True
+        params = {**self._rows(run_id), "channel": self.channel}
+        return self._execute(EPOCHS, params) is not None
 
     def end(
         self, run_id: str, status: str, *, result: dict | None = None, error: str | None = None
     ) -> None:
-        """Record how the run ended (`queued`: given back) and announce it."""
+        """Store the epochs still kept and how the run ended (`queued`: given back), announced
+        in one statement."""
         text = None if result is None else _dumps(result)
-        params = (status, text, error, status, run_id, self.channel, f"{run_id} state")
-        self._execute(FINISH, params)
+        params = {**self._rows(run_id), "status": status, "result": text, "error": error}
+        self._execute(FINISH, {**params, "channel": self.channel})
 
     def close(self) -> None:
         if self._conn is not None:
@@ -143,6 +169,29 @@ class _GiveBack(BaseRetryStrategy):
         if isinstance(exception, queue_errors.JobAborted) and job.attempts + 1 < MAX_ATTEMPTS:
             return RetryDecision()
         return None
+
+
+class _JobManager(procrastinate.manager.JobManager):
+    """procrastinate's, losing no announcement: its worker clears the "new job" flag after each
+    fetch, so a job announced while a fetch that found nothing was under way would wait for the
+    next poll (after every run the worker fetches while the next run is being queued). A fetch
+    that finds nothing is repeated while announcements arrived during it."""
+
+    announced = 0
+
+    async def listen_for_jobs(self, *, on_notification: Any, queues: Any = None) -> None:
+        async def counted(*, channel: str, notification: Any) -> None:
+            self.announced += 1
+            await on_notification(channel=channel, notification=notification)
+
+        await super().listen_for_jobs(on_notification=counted, queues=queues)
+
+    async def fetch_job(self, queues: Any, worker_id: int) -> procrastinate.jobs.Job | None:
+        while True:
+            seen = self.announced
+            job = await super().fetch_job(queues, worker_id)
+            if job is not None or self.announced == seen:
+                return job
 
 
 def train_run(context: JobContext, run_id: str, boundary_every: int = 0) -> None:
@@ -194,6 +243,7 @@ def jobs_app(conninfo: str) -> procrastinate.App:
     app = procrastinate.App(
         connector=procrastinate.PsycopgConnector(conninfo=conninfo, min_size=1, max_size=4)
     )
+    app.job_manager = _JobManager(app.connector)
     app.task(name=TASK_NAME, pass_context=True, retry=_GiveBack())(train_run)
     return app
 
@@ -252,7 +302,7 @@ async def _serve(conninfo: str, queue: str, keep_hours: float, grace: float, par
                 update_heartbeat_interval=HEARTBEAT_SECONDS,
                 stalled_worker_timeout=STALE_SECONDS,
                 abort_job_polling_interval=1.0,
-                fetch_job_polling_interval=5.0,
+                fetch_job_polling_interval=FETCH_POLL_SECONDS,
                 listen_notify=True,
                 install_signal_handlers=True,
             )
