@@ -3,6 +3,7 @@ PostgreSQL (TEST_DATABASE_URL), in a schema and queue of this module's own, over
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -17,9 +18,11 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from app.config import Settings
 from app.db import make_engine, upgrade
 from app.training.backend import WORKER_DIED
-from app.training.queue import NO_WORKER
+from app.training.queue import NO_WORKER, QueueBackend
+from app.training.runner import full_config
 
 from .conftest import SEED, TEST_DATABASE_URL
 from .live import LiveServer
@@ -161,6 +164,37 @@ def test_twelve_concurrent_runs_through_two_instances_match_local_runs_bit_for_b
     assert [same_run(r) for r in results] == expected
     trained_by = {queue_db.run(r["run_id"])["worker"] for r in results}
     assert len(trained_by) == 2  # both workers took runs
+
+
+def test_back_to_back_runs_each_start_at_once_on_an_idle_worker(queue_env, workers):
+    """procrastinate's worker clears its "new job" flag after each fetch, so a run announced
+    while the worker's fetch after its previous run was under way waited for the next poll
+    (FETCH_POLL_SECONDS, 2 s) before app.training.worker._JobManager fetched again instead. The
+    next run is queued the moment the previous result is in, as a learner's second click would
+    be; how often that lands in the window depends on the machine's load."""
+    workers()
+    settings = Settings(
+        _env_file=None,
+        database_url=queue_env["DATABASE_URL"],
+        training_backend="queue",
+        train_queue_name=queue_env["TRAIN_QUEUE_NAME"],
+    )
+
+    async def back_to_back() -> list[float]:
+        backend = QueueBackend(settings)
+        seconds = []
+        try:
+            for seed in range(40):
+                started = time.monotonic()
+                await backend.has_room()  # as POST /train does
+                await backend.run(full_config({**SMALL[0], "epochs": 2, "seed": seed}))
+                seconds.append(time.monotonic() - started)
+        finally:
+            await backend.aclose()
+        return seconds
+
+    seconds = asyncio.run(back_to_back())
+    assert max(seconds) < 1.5, [round(s, 2) for s in seconds]
 
 
 def test_a_run_streams_through_an_instance_that_did_not_queue_it_and_resumes_after_an_epoch(
