@@ -195,7 +195,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from .db import make_engine, upgrade
     from .logs import configure_logging
     from .training.backend import conninfo, is_postgresql
-    from .training.worker import supervise
+    from .training.worker import MAX_GRACE_SECONDS, supervise
 
     settings = get_settings()
     url = settings.resolved_database_url()
@@ -208,6 +208,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return 2
     if args.processes < 0:
         print("backprop worker: --processes must be 1 or more (0: one per core)", file=sys.stderr)
+        return 2
+    if not 0 <= args.grace <= MAX_GRACE_SECONDS:
+        # a stopping worker sends no heartbeats: much longer and its runs would be failed
+        print(f"backprop worker: --grace must be 0 to {MAX_GRACE_SECONDS:g} s", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
     engine = make_engine(url)
@@ -287,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=3.0,
         metavar="SECONDS",
-        help="on SIGTERM, how long a current run may finish before it is given back (default 3)",
+        help="on SIGTERM, how long a current run may finish before it is given back (default 3, "
+        "at most 5)",
     )
     worker.set_defaults(func=cmd_worker)
 

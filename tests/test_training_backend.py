@@ -76,6 +76,15 @@ def test_backprop_worker_refuses_a_sqlite_database(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_backprop_worker_refuses_a_grace_longer_than_a_stopping_worker_may_go_silent(tmp_path):
+    env = {"DATA_DIR": str(tmp_path), "DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/x"}
+    for grace in ("10", "-1"):
+        result = run_cli("worker", "--grace", grace, env=env)
+        assert result.returncode == 2 and "--grace must be 0 to 5 s" in result.stderr
+    result = run_cli("worker", "--processes", "-2", env=env)
+    assert result.returncode == 2 and "--processes must be 1 or more" in result.stderr
+
+
 def test_the_local_backend_is_the_default_and_stores_no_runs_to_follow(client):
     assert isinstance(client.app.state.training, LocalBackend)
     response = client.get(f"/train/runs/{'a' * 32}/events")

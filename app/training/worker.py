@@ -39,6 +39,9 @@ log = logging.getLogger("backprop.worker")
 
 #: Seconds a stopping worker lets its current run finish before giving it back.
 GRACE_SECONDS = 3.0
+#: The most `--grace` may be: a stopping worker sends no more heartbeats, and at STALE_SECONDS
+#: the web side takes it for dead and fails its run.
+MAX_GRACE_SECONDS = 5.0
 #: Starts of one run (the first and the give-backs) before it fails.
 MAX_ATTEMPTS = 3
 #: Seconds between sweeps for runs of dead workers and for expired runs.
