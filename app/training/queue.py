@@ -307,10 +307,14 @@ class QueueBackend:
                         if epochs and status != "queued":
                             cur = await conn.execute(EPOCHS, (run_id, after), prepare=True)
                             rows = await cur.fetchall()
+                _, result, error, job_id, job_status, waiting, stalled, live = state
+                if announce:  # first of all, whatever happened since: the run's id
+                    announce = False
+                    position = waiting or 0
+                    yield ("queued", {"position": position, "run_id": run_id})
                 for epoch, metrics, boundary in rows:
                     yield ("epoch", json.loads(metrics), json.loads(boundary) if boundary else None)
                     after = epoch
-                _, result, error, job_id, job_status, waiting, stalled, live = state
                 watch.queued = status == "queued"
                 if status == "completed":
                     yield ("result", json.loads(result))
@@ -319,10 +323,6 @@ class QueueBackend:
                     raise RunFailed(error or WORKER_DIED)
                 if status == "cancelled":
                     raise RunFailed(CANCELLED, status=410)
-                if announce:
-                    announce = False
-                    position = waiting or 0
-                    yield ("queued", {"position": position, "run_id": run_id})
                 if job_id is not None and job_status is None:
                     await self._fail(run_id, JOB_GONE)
                     continue
