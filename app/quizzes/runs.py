@@ -1,5 +1,6 @@
 """Predict-then-run questions: ```train blocks checked as /train input when lessons load, and
-the real run a review shows, trained once in the training pool and kept in DATA_DIR as JSON."""
+the real run a review shows, trained once by the app's training backend (app.state.training:
+local processes or the queue) and kept in DATA_DIR as JSON."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from fastapi import Request
 from pydantic import ValidationError
 
 from ..content import Quiz, RunValidator
-from ..training.pool import Busy, WorkerFailed
-from ..training.routes import get_pool
+from ..training.backend import Busy, WorkerFailed
+from ..training.routes import get_backend
 from ..training.runner import estimate_work, full_config
 from ..training.schemas import TrainRequest
 
@@ -156,11 +157,11 @@ class LessonRuns:
 
 
 def lesson_runs(request: Request) -> LessonRuns:
-    """The app's LessonRuns, training in its training pool."""
+    """The app's LessonRuns, training through its training backend (either TRAINING_BACKEND)."""
     runs = getattr(request.app.state, "lesson_runs", None)
     if runs is None:
-        pool = get_pool(request)
-        runs = LessonRuns(run_cache_dir(request.app.state.settings.data_dir), pool.run)
+        backend = get_backend(request)
+        runs = LessonRuns(run_cache_dir(request.app.state.settings.data_dir), backend.run)
         request.app.state.lesson_runs = runs
     return runs
 
