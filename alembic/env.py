@@ -7,7 +7,7 @@ from logging.config import fileConfig
 from alembic import context
 
 from app.config import get_settings
-from app.db import make_engine
+from app.db import include_object, make_engine
 from app.models import Base
 
 config = context.config
@@ -22,6 +22,7 @@ def _configure(**kwargs) -> None:
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite alters tables by copying them
         compare_type=True,
+        include_object=include_object,  # procrastinate's tables come from its SQL, not our models
         **kwargs,
     )
 

@@ -304,6 +304,46 @@ def cmd_user_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Train the runs web instances queue (TRAINING_BACKEND=queue) until SIGTERM or Ctrl-C."""
+    from .config import get_settings
+    from .db import make_engine, upgrade
+    from .logs import configure_logging
+    from .training.backend import conninfo, is_postgresql
+    from .training.worker import MAX_GRACE_SECONDS, supervise
+
+    settings = get_settings()
+    url = settings.resolved_database_url()
+    if not is_postgresql(url):
+        print(
+            "backprop worker: the training queue needs a PostgreSQL DATABASE_URL "
+            f"(postgresql+psycopg://user@host/db); DATABASE_URL is {url.split('://', 1)[0]}://...",
+            file=sys.stderr,
+        )
+        return 2
+    if args.processes < 0:
+        print("backprop worker: --processes must be 1 or more (0: one per core)", file=sys.stderr)
+        return 2
+    if not 0 <= args.grace <= MAX_GRACE_SECONDS:
+        # a stopping worker sends no heartbeats: much longer and its runs would be failed
+        print(f"backprop worker: --grace must be 0 to {MAX_GRACE_SECONDS:g} s", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+    engine = make_engine(url)
+    try:
+        upgrade(engine)  # a worker may start before any web instance has migrated the database
+    finally:
+        engine.dispose()
+    return supervise(
+        conninfo(url),
+        processes=args.processes or os.cpu_count() or 1,
+        queue=settings.train_queue_name,
+        keep_hours=settings.train_keep_hours,
+        grace=args.grace,
+        logs=(settings.log_level, settings.log_format),
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="backprop", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -393,6 +433,22 @@ def build_parser() -> argparse.ArgumentParser:
     db_upgrade.add_argument("revision", nargs="?", default="head")
     db_upgrade.set_defaults(func=cmd_db_upgrade)
     add_backup_commands(db_sub)
+
+    worker = sub.add_parser(
+        "worker", help="train queued runs (TRAINING_BACKEND=queue; PostgreSQL DATABASE_URL)"
+    )
+    worker.add_argument(
+        "--processes", type=int, default=0, metavar="N", help="default: one per CPU core"
+    )
+    worker.add_argument(
+        "--grace",
+        type=float,
+        default=3.0,
+        metavar="SECONDS",
+        help="on SIGTERM, how long a current run may finish before it is given back (default 3, "
+        "at most 5)",
+    )
+    worker.set_defaults(func=cmd_worker)
 
     user = sub.add_parser("user", help="manage accounts")
     user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")

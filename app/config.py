@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from . import resources
@@ -70,6 +70,32 @@ class Settings(BaseSettings):
     timeout_keep_alive: int = Field(
         default=5, ge=1, description="Seconds an idle keep-alive connection stays open"
     )
+    # --- where /train's runs train (app/training/backend.py) ---
+    training_backend: Literal["local", "queue"] = Field(
+        default="local",
+        description="local: this server's processes; queue: jobs on PostgreSQL for "
+        "`backprop worker`s (needs a PostgreSQL DATABASE_URL)",
+    )
+    #: queue backend: runs that may wait for a worker before 429
+    train_queue_max: int = Field(default=100, ge=1)
+    #: queue backend: finished runs (and their epoch rows) are deleted after this many hours
+    train_keep_hours: float = Field(default=24.0, ge=0)
+    #: queue backend: the procrastinate queue (and NOTIFY channel) name; deployments that share
+    #: a database keep their runs apart with different names
+    train_queue_name: str = Field(default="training", pattern=r"^[a-z][a-z0-9_]{0,39}$")
+
+    @field_validator("training_backend")
+    @classmethod
+    def _queue_needs_postgresql(cls, value: str, info: ValidationInfo) -> str:
+        url = info.data.get("database_url") or ""
+        if value == "queue" and not url.startswith("postgresql"):
+            where = url.split("://", 1)[0] + "://..." if url else "unset (SQLite in DATA_DIR)"
+            raise ValueError(
+                "TRAINING_BACKEND=queue needs a PostgreSQL DATABASE_URL "
+                f"(postgresql+psycopg://user@host/db); DATABASE_URL is {where}"
+            )
+        return value
+
     log_level: str = Field(
         default="INFO",
         pattern=r"(?i)^(debug|info|warning|error|critical)$",

@@ -206,6 +206,12 @@ def commit(session: Session) -> None:
 # --- migrations -------------------------------------------------------------------------------
 
 
+def include_object(obj, name: str | None, type_: str, reflected: bool, compare_to) -> bool:
+    """Autogenerate's filter: procrastinate's tables (applied from its own SQL) are not models."""
+    queue_table = type_ == "table" and (name or "").startswith("procrastinate_")
+    return not (queue_table and reflected and compare_to is None)
+
+
 def alembic_config(url: str | None = None):
     """An Alembic Config on the package's migrations, from any working directory.
 

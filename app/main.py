@@ -26,9 +26,9 @@ from .lessons.routes import pages as lesson_pages
 from .logs import RequestLog, configure_logging
 from .quizzes.routes import api as quizzes_api
 from .quizzes.routes import pages as quiz_pages
+from .training.backend import make_backend
 from .training.figures import RunStore, run_validator, runs_cache_dir
 from .training.routes import api as training_api
-from .training.routes import close_pool
 from .training.routes import pages as training_pages
 from .web.errors import install_error_handlers
 from .web.security import SecurityMiddleware
@@ -69,9 +69,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        """On shutdown: stop the training processes (if any started) and close the database."""
+        """On shutdown: stop the training backend (processes or connections) and the database."""
         yield
-        close_pool(app)
+        await app.state.training.aclose()
         db.close()
 
     app = FastAPI(
@@ -93,6 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     #: bearer token → user for a few seconds (app/accounts/cache.py)
     app.state.token_cache = TokenCache()
     app.state.db = db
+    #: where /train's runs train: this server's processes, or the queue (TRAINING_BACKEND)
+    app.state.training = make_backend(settings)
     app.state.secret = secret
 
     # Wrapped around the whole stack rather than added with add_middleware, which would put it

@@ -1,4 +1,5 @@
-"""SQLAlchemy 2.0 models: learners, their sessions and tokens, quiz attempts and lesson progress."""
+"""SQLAlchemy 2.0 models: learners, their sessions and tokens, quiz attempts, lesson progress and
+queued training runs."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -16,6 +18,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -239,3 +242,52 @@ class GuestAttempts(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     passed: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+# --- training runs on the queue (TRAINING_BACKEND=queue) --------------------------------------
+
+
+class TrainingRun(Base):
+    """One /train run handed to the queue: where it stands, and its result once finished.
+
+    Written with plain SQL by app/training/queue.py (web) and app/training/worker.py (workers);
+    the JSON columns hold the exact text the worker serialised, so a result reads back bit for bit.
+    """
+
+    __tablename__ = "training_runs"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('queued', 'running', 'completed', 'failed', 'cancelled')", name="status"
+        ),
+        Index("ix_training_runs_finished_at", "finished_at"),
+    )
+
+    #: uuid4 hex, also the result's run_id
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    #: procrastinate's job id (procrastinate_jobs.id; no foreign key: finished jobs are deleted)
+    job_id: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    config: Mapped[str] = mapped_column(Text)
+    result: Mapped[str | None] = mapped_column(Text)
+    #: why a failed run failed, in words a learner may read
+    error: Mapped[str | None] = mapped_column(Text)
+    #: how many times a worker has started it (a worker that shuts down gives its run back)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: host:pid of the worker process training it
+    worker: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class TrainingEpoch(Base):
+    """One epoch of a queued run as its worker announced it: the history row and any boundary."""
+
+    __tablename__ = "training_epochs"
+
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("training_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    metrics: Mapped[str] = mapped_column(Text)
+    boundary: Mapped[str | None] = mapped_column(Text)

@@ -1,6 +1,7 @@
 """Predict-then-run questions: the real run a review shows, out of the one store of measured
 runs (app/training/figures.py; `backprop check --run` fills it for every ```train block), else
-trained once in the training pool at first need and stored there."""
+trained once by the app's training backend (app.state.training: local processes or the queue)
+at first need and stored there."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from typing import Any
 from fastapi import Request
 
 from ..content import Quiz
+from ..training.backend import Busy, TrainingError, WorkerFailed
 from ..training.figures import RunStore, run_key, summary
-from ..training.pool import Busy, WorkerFailed
-from ..training.routes import get_pool
+from ..training.routes import get_backend
 
 log = logging.getLogger("backprop.training")
 
@@ -66,7 +67,7 @@ class LessonRuns:
             except Busy:
                 await asyncio.sleep(0.25)
                 continue
-            except (WorkerFailed, OSError) as exc:  # a worker died, or none could start
+            except (WorkerFailed, TrainingError, OSError) as exc:  # died, raised, or never started
                 log.error("the run of a predict-then-run question failed: %s", exc)
                 return UNAVAILABLE
             figures = summary(result)
@@ -77,12 +78,12 @@ class LessonRuns:
 
 
 def lesson_runs(request: Request) -> LessonRuns:
-    """The app's LessonRuns, training in its training pool, storing in its RunStore."""
+    """The app's LessonRuns, training through its training backend, storing in its RunStore."""
     runs = getattr(request.app.state, "lesson_runs", None)
     if runs is None:
-        pool = get_pool(request)
+        backend = get_backend(request)
         # the store the lesson pages read and `backprop check --run` fills (app/main.py)
-        runs = LessonRuns(request.app.state.run_store, pool.run)
+        runs = LessonRuns(request.app.state.run_store, backend.run)
         request.app.state.lesson_runs = runs
     return runs
 

@@ -8,7 +8,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Request
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Receive, Scope, Send
@@ -19,8 +19,15 @@ from ..web.clients import client_address
 from ..web.schemas import UNPARSABLE_BODY
 from ..web.security import VISITOR_COOKIE, read_cookie, visitor_id
 from ..web.templates import render
+from .backend import (
+    Busy,
+    LocalBackend,
+    TrainingBackend,
+    TrainingError,
+    UnknownRun,
+    WorkerFailed,
+)
 from .datasets import DEFAULT_NOISE
-from .pool import Busy, TrainingError, TrainingPool, WorkerFailed
 from .query import parse_playground_query, playground_query
 from .quota import QuotaExceeded, Ticket, TrainingQuota
 from .runner import estimate_work, full_config
@@ -47,14 +54,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def get_pool(request: Request) -> TrainingPool:
-    """The app's training pool, created on the first training request."""
-    pool = getattr(request.app.state, "training_pool", None)
-    if pool is None:
-        settings: Settings = request.app.state.settings
-        pool = TrainingPool(settings.train_workers, settings.train_queue)
-        request.app.state.training_pool = pool
-    return pool
+def get_backend(request: Request) -> TrainingBackend:
+    """Where this app's runs train (TRAINING_BACKEND; see app/training/backend.py)."""
+    return request.app.state.training
 
 
 def get_quota(request: Request) -> TrainingQuota:
@@ -102,13 +104,14 @@ class _Stream(EventSourceResponse):
 
 
 def close_pool(app: Any) -> None:
-    """Stop the app's training processes, if it ever started any (on shutdown)."""
-    pool = getattr(app.state, "training_pool", None)
-    if pool is not None:
-        pool.close()
-        app.state.training_pool = None
+    """Stop the app's local training processes, if it ever started any (the queue backend's
+    connections close in the app's lifespan)."""
+    backend = getattr(app.state, "training", None)
+    if isinstance(backend, LocalBackend):
+        backend.close()
 
 
+NO_RUN = "no stored run has this id"
 TRAINING_FAILED = (
     "the training process stopped before the run finished; it has been logged, try again"
 )
@@ -130,6 +133,11 @@ def _over_quota(exc: QuotaExceeded) -> JSONResponse:
     )
 
 
+def _failure(exc: WorkerFailed) -> tuple[str, int]:
+    """What a failed run's client is told: the queue's own words, else the generic message."""
+    return getattr(exc, "detail", TRAINING_FAILED), getattr(exc, "status", 503)
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, allow_nan=False, separators=(",", ":"))
 
@@ -141,38 +149,41 @@ async def _disconnected(request: Request) -> None:
 
 
 async def _events(
-    pool: TrainingPool, config: dict[str, Any], ticket: Ticket
+    messages: AsyncIterator[tuple], ticket: Ticket | None = None, ids: bool = False
 ) -> AsyncIterator[ServerSentEvent]:
-    every = max(1, config["epochs"] // BOUNDARY_FRAMES)
-    # From here the pool gives the quota back (no await before it has admitted the run).
-    ticket.handed_over = True
-    stream = pool.stream(config, boundary_every=every, on_release=ticket.release)
+    """A run's events as SSE; `ids` numbers epochs (for Last-Event-ID on reconnect)."""
+    if ticket is not None:
+        # From here the backend gives the quota back (no await before it has admitted the run).
+        ticket.handed_over = True
     try:
-        async with contextlib.aclosing(stream) as messages:
+        async with contextlib.aclosing(messages):
             async for kind, *payload in messages:
                 if kind == "epoch":
                     row, boundary = payload
-                    yield ServerSentEvent(data=_dumps(row), event="epoch")
+                    key = str(row["epoch"]) if ids else None
+                    yield ServerSentEvent(data=_dumps(row), event="epoch", id=key)
                     if boundary is not None:
                         frame = {"epoch": row["epoch"], **boundary}
-                        yield ServerSentEvent(data=_dumps(frame), event="boundary")
-                else:
-                    yield ServerSentEvent(data=_dumps(payload[0]), event="result")
+                        yield ServerSentEvent(data=_dumps(frame), event="boundary", id=key)
+                else:  # "result", or "queued" while a queued run waits for a worker
+                    yield ServerSentEvent(data=_dumps(payload[0]), event=kind)
     except Busy:  # lost a race for the last place between the check and the stream's start
-        ticket.cancel()
+        if ticket is not None:
+            ticket.cancel()
         yield ServerSentEvent(data=_dumps({"detail": "busy", "status": 429}), event="error")
+    except UnknownRun:  # deleted (TRAIN_KEEP_HOURS) while being read
+        yield ServerSentEvent(data=_dumps({"detail": NO_RUN, "status": 404}), event="error")
     except TrainingError:
         yield ServerSentEvent(data=_dumps({"detail": TRAINING_ERROR, "status": 500}), event="error")
-    except WorkerFailed:
-        yield ServerSentEvent(
-            data=_dumps({"detail": TRAINING_FAILED, "status": 503}), event="error"
-        )
+    except WorkerFailed as exc:
+        detail, status = _failure(exc)
+        yield ServerSentEvent(data=_dumps({"detail": detail, "status": status}), event="error")
 
 
-async def _run(pool: TrainingPool, config: dict[str, Any], ticket: Ticket) -> dict[str, Any]:
-    # From here the pool gives the quota back (no await before it has admitted the run).
+async def _run(backend: TrainingBackend, config: dict[str, Any], ticket: Ticket) -> dict[str, Any]:
+    # From here the backend gives the quota back (no await before it has admitted the run).
     ticket.handed_over = True
-    return await pool.run(config, on_release=ticket.release)
+    return await backend.run(config, on_release=ticket.release)
 
 
 @api.post(
@@ -204,19 +215,26 @@ async def train_route(
         ticket = get_quota(request).admit(await client_keys(request, settings))
     except QuotaExceeded as exc:
         return _over_quota(exc)
-    pool = get_pool(request)
-    if not pool.has_room():
+    backend = get_backend(request)
+    try:
+        if not await backend.has_room():
+            ticket.cancel()
+            return _busy()
+    except WorkerFailed as exc:  # the queue's database is unreachable
         ticket.cancel()
-        return _busy()
+        detail, status = _failure(exc)
+        return JSONResponse({"detail": detail}, status_code=status)
     if "text/event-stream" in request.headers.get("accept", ""):
+        every = max(1, config["epochs"] // BOUNDARY_FRAMES)
+        messages = backend.stream(config, boundary_every=every, on_release=ticket.release)
         return _Stream(
-            _events(pool, config, ticket),
+            _events(messages, ticket),
             ping=15,
             headers={"Cache-Control": "no-store"},
             ticket=ticket,
         )
 
-    run = asyncio.ensure_future(_run(pool, config, ticket))
+    run = asyncio.ensure_future(_run(backend, config, ticket))
     gone = asyncio.ensure_future(_disconnected(request))
     try:
         await asyncio.wait({run, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -235,8 +253,48 @@ async def train_route(
         return _busy()
     except TrainingError:  # logged by the pool with its traceback
         return JSONResponse({"detail": TRAINING_ERROR}, status_code=500)
-    except WorkerFailed:  # logged by the pool; the run can simply be tried again
-        return JSONResponse({"detail": TRAINING_FAILED}, status_code=503)
+    except WorkerFailed as exc:  # logged by the backend; the run can simply be tried again
+        detail, status = _failure(exc)
+        return JSONResponse({"detail": detail}, status_code=status)
+
+
+RUN_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No stored run has this id (runs are stored with TRAINING_BACKEND=queue)"},
+}
+
+
+@api.get(
+    "/train/runs/{run_id}/events",
+    responses=RUN_ERRORS,
+    response_class=EventSourceResponse,
+    summary="Follow a queued run from any instance (SSE; TRAINING_BACKEND=queue)",
+)
+async def follow_run(
+    request: Request, run_id: Annotated[str, Path(pattern="^[0-9a-f]{32}$")]
+) -> Response:
+    """The run's stored epochs, then each new one as its worker announces it, then `result`
+    (or `error`): the same events as POST /train, each epoch with its number as the event id.
+    A reader that reconnects with `Last-Event-ID` (or `?after=`) resumes after that epoch."""
+    backend = get_backend(request)
+    if not hasattr(backend, "follow"):
+        return JSONResponse(
+            {"detail": "runs are stored only with TRAINING_BACKEND=queue"}, status_code=404
+        )
+    resume = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
+    after = int(resume) if resume.isdigit() and len(resume) < 7 else 0
+    try:
+        if not await backend.exists(run_id):
+            raise UnknownRun(run_id)
+    except UnknownRun:
+        return JSONResponse({"detail": NO_RUN}, status_code=404)
+    except WorkerFailed as exc:
+        detail, status = _failure(exc)
+        return JSONResponse({"detail": detail}, status_code=status)
+    return EventSourceResponse(
+        _events(backend.follow(run_id, after), ids=True),
+        ping=15,
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 @pages.get("/playground", response_class=HTMLResponse)

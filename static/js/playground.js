@@ -272,6 +272,9 @@
       drawBoundary(value);
     } else if (name === "result") {
       showResult(value);
+    } else if (name === "queued") {
+      // TRAINING_BACKEND=queue: the run waits for a worker; position 1 starts next
+      setStatus(value.position > 0 ? `Waiting for a training worker: number ${value.position} in line…` : "Starting…");
     } else if (name === "error") {
       setStatus(value.status === 429 ? "The server is busy; try again in a few seconds." : value.detail, true);
     }
