@@ -1,9 +1,10 @@
 """The training queue (TRAINING_BACKEND=queue) against the local backend, on PostgreSQL.
 
-1. Per-run overhead: one small run at a time over POST /train (JSON), the median wall time on a
-   local-backend server minus the same on a queue-backend server with one warm worker process.
-2. Throughput: 24 small runs posted at once to a queue-backend server, runs per second with
-   `backprop worker --processes 1` and with `--processes 2`.
+1. Per-run overhead: one small run at a time over POST /train (JSON), alternating between a
+   local-backend server and a queue-backend server with one warm worker process; the median of
+   the differences (queue minus local) of each pair.
+2. Throughput: 24 small runs posted at once to a queue-backend server, runs per second (best of
+   3 rounds) with `backprop worker --processes 1` and with `--processes 2`.
 
 Everything runs on 127.0.0.1, in a schema of its own (dropped at the end) of the database named by
 BENCH_DATABASE_URL (default: the test database at 127.0.0.1:5432).
@@ -39,31 +40,45 @@ DATABASE_URL = os.environ.get(
 #: The overhead's small run: a few milliseconds of training in 5 epochs.
 SMALL = {"dataset": "xor", "hidden_layers": [8], "epochs": 5}
 #: The throughput's small run: about a quarter of a second of training.
-BATCH = {"dataset": "digits", "hidden_layers": [128, 64], "epochs": 12}
+BATCH = {"dataset": "digits", "hidden_layers": [256, 256], "epochs": 20}
 CONCURRENT = 24
+#: Throughput is the best of this many rounds (the machine is shared).
+ROUNDS = 3
 
 
-def timed(base: str, body: dict) -> float:
+def timed(client: httpx.Client, base: str, body: dict) -> float:
     started = time.perf_counter()
-    response = httpx.post(base + "/train", json=body, timeout=120)
+    response = client.post(base + "/train", json=body, timeout=120)
     elapsed = time.perf_counter() - started
     response.raise_for_status()
     return elapsed
 
 
-def overhead(base: str, runs: int) -> list[float]:
-    for seed in range(3):  # warm: processes, connections, prepared statements
-        timed(base, {**SMALL, "seed": seed})
-    return [timed(base, {**SMALL, "seed": seed}) for seed in range(runs)]
+def overhead(local: str, queued: str, runs: int) -> tuple[list[float], list[float]]:
+    """Sequential runs, alternating between the backends so that both see the same machine."""
+    local_times, queue_times = [], []
+    with httpx.Client() as client:  # kept-alive connections, as a browser's
+        for seed in range(3):  # warm: processes, connections, prepared statements
+            timed(client, local, {**SMALL, "seed": seed})
+            timed(client, queued, {**SMALL, "seed": seed})
+        for seed in range(runs):
+            local_times.append(timed(client, local, {**SMALL, "seed": seed}))
+            queue_times.append(timed(client, queued, {**SMALL, "seed": seed}))
+    return local_times, queue_times
 
 
 def throughput(base: str) -> float:
+    """Runs per second for CONCURRENT runs posted at once, best of ROUNDS."""
     bodies = [{**BATCH, "seed": seed} for seed in range(CONCURRENT)]
-    timed(base, {**BATCH, "epochs": 1})
-    started = time.perf_counter()
-    with ThreadPoolExecutor(CONCURRENT) as pool:
-        list(pool.map(lambda body: timed(base, body), bodies))
-    return CONCURRENT / (time.perf_counter() - started)
+    rates = []
+    with httpx.Client(limits=httpx.Limits(max_connections=CONCURRENT)) as client:
+        timed(client, base, {**BATCH, "epochs": 1})
+        for _ in range(ROUNDS):
+            started = time.perf_counter()
+            with ThreadPoolExecutor(CONCURRENT) as pool:
+                list(pool.map(lambda body: timed(client, base, body), bodies))
+            rates.append(CONCURRENT / (time.perf_counter() - started))
+    return max(rates)
 
 
 def main() -> None:
@@ -106,8 +121,7 @@ def main() -> None:
                 return worker
 
             one = workers(1)
-            local_times = overhead(local.url, args.runs)
-            queue_times = overhead(queued.url, args.runs)
+            local_times, queue_times = overhead(local.url, queued.url, args.runs)
             one_rate = throughput(queued.url)
             one.stop()
             two = workers(2)
@@ -129,8 +143,10 @@ def main() -> None:
     print(f"per-run wall time, {args.runs} sequential JSON runs of {SMALL}")
     print(f"  local backend    median {ms(local_times):6.1f} ms   p90 {p90(local_times):6.1f} ms")
     print(f"  queue backend    median {ms(queue_times):6.1f} ms   p90 {p90(queue_times):6.1f} ms")
-    print(f"  queue overhead   median {ms(queue_times) - ms(local_times):6.1f} ms (target <= 50)")
-    print(f"throughput, {CONCURRENT} concurrent runs of {BATCH}")
+    paired = [q - lo for q, lo in zip(queue_times, local_times, strict=True)]
+    print(f"  queue overhead   median {ms(paired):6.1f} ms, queue minus local by pair (target 50)")
+    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"throughput, {CONCURRENT} concurrent runs of {BATCH}, best of {ROUNDS}")
     print(f"  queue, 1 worker process   {one_rate:5.2f} runs/s")
     print(f"  queue, 2 worker processes {two_rate:5.2f} runs/s ({two_rate / one_rate:.2f}x)")
     print(f"  local backend, 2 processes {local_rate:5.2f} runs/s (for reference)")
