@@ -17,6 +17,7 @@ from .accounts.service import token_owner, user_for_session
 from .config import Settings
 from .content import Course, Lesson
 from .models import User
+from .root_path import route_path
 from .security import csrf_ok, raw_header, read_cookie
 
 
@@ -127,7 +128,8 @@ CSRF_HEADER = "X-CSRF-Token"
 
 
 def _unsafe_api_call(request: Request) -> bool:
-    return request.method not in ("GET", "HEAD", "OPTIONS") and request.url.path.startswith("/api/")
+    path = route_path(request.scope)
+    return request.method not in ("GET", "HEAD", "OPTIONS") and path.startswith("/api/")
 
 
 async def get_optional_user(

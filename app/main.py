@@ -9,22 +9,28 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
+from . import __version__
 from .accounts.api import router as accounts_api
 from .accounts.pages import pages as account_pages
 from .accounts.pages import user_context
 from .config import Settings, get_settings
 from .content import load_course, log_problems
 from .content.cache import render_cache_dir
-from .db import Database, upgrade
+from .db import Database, current_revision, upgrade
 from .deps import user_of
+from .health import router as health_api
 from .lessons.routes import api as lessons_api
 from .lessons.routes import pages as lesson_pages
 from .logs import RequestLog, configure_logging
+from .metrics import CONTENT_ERRORS, LESSONS, RequestMetrics, process_exited
+from .metrics import router as metrics_api
+from .openapi import TAGS, operation_id, polish, under_root
 from .quizzes.routes import api as quizzes_api
 from .quizzes.routes import pages as quiz_pages
+from .root_path import RootPath, app_root, site_url
 from .security import SecurityMiddleware
 from .training.routes import api as training_api
 from .training.routes import close_pool
@@ -56,6 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # the schema is brought to Alembic head before serving: a fresh machine needs no extra command
     db = Database.open(settings.resolved_database_url())
     upgrade(db.engine)
+    LESSONS.set(len(course.lessons))
+    CONTENT_ERRORS.set(skipped)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -63,20 +71,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         close_pool(app)
         db.close()
+        process_exited()
 
     app = FastAPI(
         title="Backprop",
         summary="Lessons, server-graded quizzes and a live NumPy training service.",
-        version="0.1.0",
+        version=__version__,
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,  # served below, with the root path in it
         lifespan=lifespan,
+        openapi_tags=TAGS,
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.course = course
     app.state.templates = make_templates(settings.templates_dir, settings.static_dir)
     app.state.context_processors = [user_context]
     app.state.db = db
+    #: what /readyz expects the database to be at
+    app.state.schema_revision = current_revision(db.engine)
     secret = settings.resolved_secret_key()
     app.state.secret = secret
 
@@ -84,24 +98,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # inside Starlette's ServerErrorMiddleware: a 500 then went out without these headers (and
     # unlogged by RequestLog, outermost so it times everything).
     build_stack = app.build_middleware_stack
-    app.build_middleware_stack = lambda: RequestLog(  # type: ignore[method-assign]
-        SecurityMiddleware(
+
+    def middleware_stack() -> Any:
+        stack = SecurityMiddleware(
             build_stack(),
             secret=secret,
             max_body_bytes=settings.max_body_bytes,
             hsts_seconds=settings.hsts_seconds,
         )
-    )
+        if settings.metrics_enabled:
+            stack = RequestMetrics(stack)
+        stack = RequestLog(stack)
+        # outermost: everything inside sees the full path and the prefix (app/root_path.py)
+        return RootPath(stack, settings.root_path) if settings.root_path else stack
+
+    app.build_middleware_stack = middleware_stack  # type: ignore[method-assign]
     app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")
     install_error_handlers(app)
 
-    @app.get("/healthz", tags=["meta"], summary="Liveness probe")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    # Routes match in order: the busiest pages first.
+    # Routes match in order: the probes (cheap, polled often), then the busiest pages.
     add_routes(
         app,
+        health_api,
         lesson_pages,
         lessons_api,
         quizzes_api,
@@ -110,33 +128,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         training_pages,
         accounts_api,
         account_pages,
+        metrics_api,
     )
 
     def openapi() -> dict[str, Any]:
-        """FastAPI's schema (built once, kept by FastAPI), with the 422 body our validation
-        handler really sends; the patch is idempotent."""
-        schema = FastAPI.openapi(app)
-        schemas = schema.get("components", {}).get("schemas", {})
-        if "HTTPValidationError" in schemas:
-            schemas["HTTPValidationError"] = {
-                "title": "HTTPValidationError",
-                "type": "object",
-                "required": ["detail"],
-                "properties": {
-                    "detail": {"type": "string", "title": "Detail"},
-                    "errors": {
-                        "type": "array",
-                        "items": {"$ref": "#/components/schemas/ValidationError"},
-                    },
-                },
-            }
-        return schema
+        """FastAPI's schema (built once, kept by FastAPI), polished (app/openapi.py)."""
+        return polish(FastAPI.openapi(app))
 
     app.openapi = openapi  # type: ignore[method-assign]
 
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi_json(request: Request) -> JSONResponse:
+        return JSONResponse(under_root(app.openapi(), app_root(request.scope)))
+
     @app.get("/favicon.ico", include_in_schema=False)
-    async def favicon() -> RedirectResponse:
-        return RedirectResponse("/static/favicon.svg", status_code=301)
+    async def favicon(request: Request) -> RedirectResponse:
+        return RedirectResponse(site_url(request.scope, "/static/favicon.svg"), status_code=301)
 
     @app.get("/docs", include_in_schema=False)
     async def docs(request: Request) -> HTMLResponse:

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .hashing import keyed_hasher
+from .root_path import app_root, route_path
 
 VISITOR_COOKIE = "bp_visitor"
 CSRF_FIELD = "csrf_token"
@@ -178,7 +179,7 @@ class SecurityMiddleware:
 
         state = VisitorState(scope.get("state") or {}, scope=scope, secret=self.secret)
         scope["state"] = state
-        private = is_private_path(scope["path"])
+        private = is_private_path(route_path(scope))
 
         received = 0
 
@@ -201,7 +202,8 @@ class SecurityMiddleware:
                     headers = [(k, v) for k, v in headers if k != b"cache-control"]
                     headers.append((b"cache-control", b"no-store"))
                 if state.new_cookie:
-                    cookie = f"{VISITOR_COOKIE}={state.new_cookie}; Path=/; Max-Age=31536000; "
+                    cookie = f"{VISITOR_COOKIE}={state.new_cookie}; Path={app_root(scope)}/; "
+                    cookie += "Max-Age=31536000; "
                     cookie += "HttpOnly; "
                     cookie += "SameSite=Lax" + ("; Secure" if secure else "")
                     headers.append((b"set-cookie", cookie.encode()))

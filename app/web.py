@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .deps import user_of
+from .root_path import app_root, route_path
 
 log = logging.getLogger("backprop")
 
@@ -63,7 +64,11 @@ class _CsrfToken:
 def render_string(request: Request, name: str, context: dict[str, Any] | None = None) -> str:
     """A template rendered with the request's context (CSRF token, context processors)."""
     env: jinja2.Environment = request.app.state.templates
-    values = {"request": request, "csrf_token": _CsrfToken(request)}
+    values = {
+        "request": request,
+        "csrf_token": _CsrfToken(request),
+        "root": app_root(request.scope),  # every link is "{{ root }}/..."
+    }
     for processor in request.app.state.context_processors:
         values.update(processor(request))
     if context:
@@ -79,10 +84,9 @@ def render(
 
 
 def wants_json(request: Request) -> bool:
-    path = request.url.path
-    return path.startswith(JSON_PREFIXES) or request.headers.get("accept", "").startswith(
-        "application/json"
-    )
+    return route_path(request.scope).startswith(JSON_PREFIXES) or request.headers.get(
+        "accept", ""
+    ).startswith("application/json")
 
 
 _TITLES = {

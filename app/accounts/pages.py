@@ -21,6 +21,7 @@ from ..deps import (
     user_of,
 )
 from ..models import User
+from ..root_path import route_path, site_url
 from ..security import csrf_ok
 from ..web import render
 from . import charts, service
@@ -44,7 +45,10 @@ def user_context(request: Request) -> dict[str, Any]:
 
 
 def safe_next(target: str | None) -> str:
-    """Only same-site paths: never `//evil.example` or `https://...` (no open redirect)."""
+    """Only same-site paths: never `//evil.example` or `https://...` (no open redirect).
+
+    A path within the site, ROOT_PATH left out: redirects put it in front (`redirect_to`).
+    """
     if target and target.startswith("/") and not target.startswith(("//", "/\\")):
         return target
     return "/"
@@ -55,8 +59,14 @@ def require_csrf(request: Request, token: str) -> None:
         raise HTTPException(403, "the form expired or came from another site; reload and retry")
 
 
-def login_redirect(request: Request) -> RedirectResponse:
-    return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+def redirect_to(request: Request, path: str) -> RedirectResponse:
+    """A 303 to `path` within the site (under ROOT_PATH when there is one)."""
+    return RedirectResponse(site_url(request.scope, path), status_code=303)
+
+
+def login_redirect(request: Request, path: str | None = None) -> RedirectResponse:
+    """To the login page, coming back to `path` (default: this page) once signed in."""
+    return redirect_to(request, f"/login?next={quote(path or route_path(request.scope))}")
 
 
 # --- progress shown on the course index and lesson pages -------------------------------------
@@ -162,7 +172,7 @@ def _signed_in(request: Request, session, user: User, days: int, target: str) ->
     """A fresh session id (any previous one is dropped: no fixation) and a redirect."""
     old = request.cookies.get(SESSION_COOKIE)
     token = service.create_session(session, user_id=user.id, days=days, replace_token=old)
-    response = RedirectResponse(target, status_code=303)
+    response = redirect_to(request, target)
     set_session_cookie(request, response, token, days)
     return response
 
@@ -173,7 +183,7 @@ def logout_submit(request: Request, session: SessionDep, csrf_token: Field = "")
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         service.delete_session(session, token=cookie)
-    response = RedirectResponse("/", status_code=303)
+    response = redirect_to(request, "/")
     clear_session_cookie(request, response)
     return response
 
@@ -224,7 +234,7 @@ def delete_me_submit(
         raise HTTPException(422, "type your username to confirm deleting your account")
     service.delete_user(session, user_id=user.id)
     request.app.state.db.token_cache.discard_user(user.id)
-    response = RedirectResponse("/", status_code=303)
+    response = redirect_to(request, "/")
     clear_session_cookie(request, response)
     return response
 
@@ -239,14 +249,14 @@ def complete_submit(
 ) -> Response:
     require_csrf(request, csrf_token)
     if user is None:
-        return RedirectResponse(f"/login?next={quote(lesson.url)}", status_code=303)
+        return login_redirect(request, lesson.url)
     try:
         progress_service.mark_completed(session, user_id=user.id, lesson=lesson)
     except progress_service.QuizLesson:
         raise HTTPException(409, "this lesson has a quiz: pass it to complete the lesson") from None
     except progress_service.NoSuchUser:
-        return RedirectResponse(f"/login?next={quote(lesson.url)}", status_code=303)
-    return RedirectResponse(lesson.url, status_code=303)
+        return login_redirect(request, lesson.url)
+    return redirect_to(request, lesson.url)
 
 
 @pages.get("/instructor", response_class=HTMLResponse)

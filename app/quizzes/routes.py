@@ -16,16 +16,18 @@ from ..config import Settings
 from ..content import Lesson
 from ..deps import LessonDep, OptionalUser, SessionDep, SettingsDep
 from ..lessons.schemas import UNPARSABLE_BODY, ErrorBody
+from ..metrics import QUIZ_ATTEMPTS
+from ..openapi import operation_id
 from ..security import CSRF_FIELD, csrf_ok
 from ..web import render
 from .deps import LearnerDep
 from .grading import AnswerError, Grade
-from .schemas import AttemptIn, AttemptOut, OptionOut, QuestionOut, QuizOut
+from .schemas import AttemptIn, GradedAttempt, OptionOut, QuestionOut, QuizOut
 from .service import grade_lesson, pass_percent_for, present, review
 
 log = logging.getLogger("backprop")
 
-api = APIRouter(prefix="/api/lessons", tags=["quizzes"])
+api = APIRouter(prefix="/api/lessons", tags=["quizzes"], generate_unique_id_function=operation_id)
 pages = APIRouter(include_in_schema=False)
 
 MAX_FORM_FIELDS = 500
@@ -39,7 +41,7 @@ def stored(session: Session, user_id: int | None, result: Grade) -> int | None:
     if user_id is None:
         return None
     try:
-        return record_attempt(session, user_id=user_id, grade=result)
+        attempt_id = record_attempt(session, user_id=user_id, grade=result)
     except NoSuchUser:
         raise HTTPException(401, "not signed in", headers={"WWW-Authenticate": "Bearer"}) from None
     except (DBAPIError, PoolTimeout, TimeoutError):
@@ -47,6 +49,8 @@ def stored(session: Session, user_id: int | None, result: Grade) -> int | None:
         # the transaction back, so the learner is told so and can simply submit again
         log.exception("storing a quiz attempt failed")
         raise HTTPException(503, NOT_STORED) from None
+    QUIZ_ATTEMPTS.inc()
+    return attempt_id
 
 
 NO_QUIZ = {404: {"model": ErrorBody, "description": "No such lesson, or it has no quiz"}}
@@ -92,7 +96,7 @@ async def get_quiz(
 
 @api.post(
     "/{lesson_id}/quiz/attempts",
-    response_model=AttemptOut,
+    response_model=GradedAttempt,
     summary="Grade answers to a lesson's quiz",
     responses={
         **UNAUTHORIZED,
@@ -108,11 +112,11 @@ def submit_attempt(
     user: OptionalUser,
     session: SessionDep,
     settings: SettingsDep,
-) -> AttemptOut:
+) -> GradedAttempt:
     """Graded for everyone; stored (with `attempt_id`) for a signed-in learner."""
     require_quiz(lesson)
     result = grade_or_422(lesson, body.answers, settings)
-    return AttemptOut.of(result, attempt_id=stored(session, user and user.id, result))
+    return GradedAttempt.of(result, attempt_id=stored(session, user and user.id, result))
 
 
 @pages.post("/lessons/{lesson_id}/quiz", response_class=HTMLResponse)

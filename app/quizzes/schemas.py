@@ -43,7 +43,7 @@ class ResultOut(BaseModel):
     explanation: str | None = Field(description="Safe inline HTML, or null")
 
 
-class AttemptOut(BaseModel):
+class GradedAttempt(BaseModel):
     lesson_id: str
     score: int
     total: int
@@ -53,7 +53,7 @@ class AttemptOut(BaseModel):
     results: list[ResultOut]
 
     @classmethod
-    def of(cls, grade: Grade, attempt_id: int | None) -> AttemptOut:
+    def of(cls, grade: Grade, attempt_id: int | None) -> GradedAttempt:
         return cls(
             lesson_id=grade.lesson_id,
             score=grade.score,

@@ -18,7 +18,7 @@ import multiprocessing
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -119,14 +119,26 @@ class _Worker:
 class TrainingPool:
     """Up to `size` worker processes (started on demand), a waiting line of `queue` requests."""
 
-    def __init__(self, size: int = 0, queue: int = 2) -> None:
+    def __init__(
+        self,
+        size: int = 0,
+        queue: int = 2,
+        on_change: Callable[[int, int], None] | None = None,
+    ) -> None:
         self.size = size or os.cpu_count() or 1
         self.queue = queue
         self._slots = asyncio.Semaphore(self.size)
         self._idle: list[_Worker] = []
         self._all: set[_Worker] = set()
         self._admitted = 0
+        self._running = 0
         self._tasks: set[asyncio.Task] = set()
+        #: told (waiting, running) whenever either changes: the metrics' gauges
+        self._on_change = on_change
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            self._on_change(self._admitted - self._running, self._running)
 
     def has_room(self) -> bool:
         """Whether a run asked for now would be admitted (training or waiting)."""
@@ -154,6 +166,8 @@ class TrainingPool:
                 self._discard(worker)
         self._slots.release()
         self._admitted -= 1
+        self._running -= 1
+        self._changed()
 
     async def _stop_and_release(self, worker: _Worker) -> None:
         """Stop a run nobody is waiting for; the slot frees once its worker is idle again."""
@@ -179,11 +193,15 @@ class TrainingPool:
         if not self.has_room():
             raise Busy()
         self._admitted += 1
+        self._changed()
         try:
             await self._slots.acquire()
         except BaseException:
             self._admitted -= 1
+            self._changed()
             raise
+        self._running += 1
+        self._changed()
         worker: _Worker | None = None
         finished = False
         try:
@@ -223,6 +241,13 @@ class TrainingPool:
                 if message[0] == "result":
                     return message[1]
         raise WorkerFailed("the training process sent no result")
+
+    def ready(self) -> None:
+        """Make sure a worker process is up, starting one if none is (OSError if none can)."""
+        if not any(worker.alive() for worker in self._all):
+            worker = _Worker()
+            self._all.add(worker)
+            self._idle.append(worker)
 
     def close(self) -> None:
         """Stop every worker process (on app shutdown)."""

@@ -14,6 +14,8 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from ..config import Settings
 from ..lessons.schemas import UNPARSABLE_BODY
+from ..metrics import TRAINING_ADMITTED, TRAINING_DIVERGED, TRAINING_REFUSED, training_load
+from ..openapi import operation_id
 from ..web import render
 from .datasets import DEFAULT_NOISE
 from .pool import Busy, TrainingPool, WorkerFailed
@@ -21,7 +23,7 @@ from .query import parse_playground_query, playground_query
 from .runner import estimate_work, full_config
 from .schemas import TrainRequest, TrainResult
 
-api = APIRouter(tags=["training"])
+api = APIRouter(tags=["training"], generate_unique_id_function=operation_id)
 pages = APIRouter(include_in_schema=False)
 
 #: Seconds a client turned away is asked to wait; most runs here finish well within it.
@@ -41,7 +43,7 @@ def get_pool(request: Request) -> TrainingPool:
     pool = getattr(request.app.state, "training_pool", None)
     if pool is None:
         settings: Settings = request.app.state.settings
-        pool = TrainingPool(settings.train_workers, settings.train_queue)
+        pool = TrainingPool(settings.train_workers, settings.train_queue, training_load)
         request.app.state.training_pool = pool
     return pool
 
@@ -55,6 +57,7 @@ def close_pool(app: Any) -> None:
 
 
 def _busy() -> JSONResponse:
+    TRAINING_REFUSED.inc()
     return JSONResponse(
         {"detail": "every training process is busy; try again in a few seconds"},
         status_code=429,
@@ -72,6 +75,11 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
+def _count_outcome(result: dict[str, Any]) -> None:
+    if result.get("status") == "diverged":
+        TRAINING_DIVERGED.inc()
+
+
 async def _events(pool: TrainingPool, config: dict[str, Any]) -> AsyncIterator[ServerSentEvent]:
     every = max(1, config["epochs"] // BOUNDARY_FRAMES)
     try:
@@ -84,8 +92,10 @@ async def _events(pool: TrainingPool, config: dict[str, Any]) -> AsyncIterator[S
                         frame = {"epoch": row["epoch"], **boundary}
                         yield ServerSentEvent(data=_dumps(frame), event="boundary")
                 else:
+                    _count_outcome(payload[0])
                     yield ServerSentEvent(data=_dumps(payload[0]), event="result")
     except Busy:  # lost a race for the last place between the check and the stream's start
+        TRAINING_REFUSED.inc()
         yield ServerSentEvent(data=_dumps({"detail": "busy", "status": 429}), event="error")
     except WorkerFailed:
         detail = {"detail": "training failed; it has been logged", "status": 500}
@@ -98,9 +108,7 @@ async def _events(pool: TrainingPool, config: dict[str, Any]) -> AsyncIterator[S
     responses=ERRORS,
     summary="Train the lesson's network (JSON, or SSE with Accept: text/event-stream)",
 )
-async def train_route(
-    request: Request, body: Annotated[TrainRequest | None, Body()] = None
-) -> Response:
+async def train(request: Request, body: Annotated[TrainRequest | None, Body()] = None) -> Response:
     """Train a network and return its history, or stream each epoch as an `epoch` event and the
     response body as a final `result` event. A run whose loss stops being finite ends `diverged`.
     """
@@ -119,6 +127,7 @@ async def train_route(
     pool = get_pool(request)
     if not pool.has_room():
         return _busy()
+    TRAINING_ADMITTED.inc()
     if "text/event-stream" in request.headers.get("accept", ""):
         return EventSourceResponse(
             _events(pool, config), ping=15, headers={"Cache-Control": "no-store"}
@@ -135,9 +144,11 @@ async def train_route(
     if not run.done() or run.cancelled():  # cancel() only asks; the task may not have ended yet
         return Response(status_code=499)
     try:
-        return JSONResponse(run.result())
+        result = run.result()
     except Busy:
         return _busy()
+    _count_outcome(result)
+    return JSONResponse(result)
 
 
 @pages.get("/playground", response_class=HTMLResponse)

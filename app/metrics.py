@@ -1,0 +1,155 @@
+"""Prometheus metrics: request counts and latencies by route template, and the app's own events.
+
+One process: the metrics live in prometheus-client's default registry. Several workers
+(`backprop serve --workers N`): PROMETHEUS_MULTIPROC_DIR is set before any worker starts, every
+process writes its values to files there, and /metrics adds them up (multiprocess mode).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .security import raw_header, same_text
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: The label of every request no route matched (404s of any path): one label, not one per path.
+UNMATCHED = "<unmatched>"
+#: Any other method is counted as "OTHER": a client cannot mint label values.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+REQUESTS = Counter(
+    "backprop_http_requests",
+    "HTTP requests answered, by method, route template and status code",
+    ["method", "route", "status"],
+)
+LATENCY = Histogram(
+    "backprop_http_request_duration_seconds",
+    "Time from a request's arrival to the end of its response (a /train stream: the whole run)",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+QUIZ_ATTEMPTS = Counter(
+    "backprop_quiz_attempts_stored", "Quiz attempts stored for signed-in learners"
+)
+TRAINING_ADMITTED = Counter("backprop_training_runs_admitted", "Training runs admitted")
+TRAINING_REFUSED = Counter(
+    "backprop_training_runs_refused", "Training runs refused with 429: every process was busy"
+)
+TRAINING_DIVERGED = Counter(
+    "backprop_training_runs_diverged", "Training runs that ended with status diverged"
+)
+# "live" modes: a worker that has exited no longer counts
+TRAINING_QUEUE = Gauge(
+    "backprop_training_queue_length",
+    "Admitted training runs waiting for a training process",
+    multiprocess_mode="livesum",
+)
+TRAINING_ACTIVE = Gauge(
+    "backprop_training_runs_active", "Training runs in progress", multiprocess_mode="livesum"
+)
+LESSONS = Gauge("backprop_lessons_served", "Lessons loaded and served", multiprocess_mode="livemax")
+CONTENT_ERRORS = Gauge(
+    "backprop_content_files_with_errors",
+    "Lesson files left out because of errors",
+    multiprocess_mode="livemax",
+)
+
+
+def multiprocess_mode() -> bool:
+    """Whether values go to files shared by several workers (decided when this module loads)."""
+    return bool(os.environ.get(MULTIPROC_ENV))
+
+
+def training_load(waiting: int, running: int) -> None:
+    """The training pool's callback: how many runs wait, how many train."""
+    TRAINING_QUEUE.set(waiting)
+    TRAINING_ACTIVE.set(running)
+
+
+def process_exited() -> None:
+    """On a worker's shutdown: its live gauges stop counting (multiprocess mode only)."""
+    if multiprocess_mode():
+        multiprocess.mark_process_dead(os.getpid())
+
+
+class RequestMetrics:
+    """ASGI middleware: count each request and time it, labelled by the route's path template
+    (`/lessons/{lesson_id}`, read from `scope["route"]` once routing has matched).
+
+    The labelled children are looked up once per (method, route, status) and kept: per request
+    this is a dict lookup, an increment and a histogram observation.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._children: dict[tuple[str, str, int], tuple] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client gets if the app raises before it answers
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            key = (scope["method"], route.path if route is not None else UNMATCHED, status)
+            children = self._children.get(key) or self._child(key)
+            children[0].inc()
+            children[1].observe(time.perf_counter() - started)
+
+    def _child(self, key: tuple[str, str, int]) -> tuple:
+        method, route, status = key
+        method = method if method in METHODS else "OTHER"
+        children = (
+            REQUESTS.labels(method, route, str(status)),
+            LATENCY.labels(method, route),
+        )
+        if key[0] in METHODS:  # unknown methods share one child and are not kept per spelling
+            self._children[key] = children
+        return children
+
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/metrics")
+def metrics(request: Request) -> Response:
+    """Every metric in Prometheus' text format; with METRICS_TOKEN set, only for its bearer."""
+    token = request.app.state.settings.metrics_token
+    if token:
+        given = raw_header(request.scope, b"authorization") or ""
+        scheme, _, value = given.partition(" ")
+        if scheme.lower() != "bearer" or not same_text(value.strip(), token):
+            raise HTTPException(
+                401, "metrics need Authorization: Bearer <METRICS_TOKEN>",
+                headers={"WWW-Authenticate": "Bearer"},
+            )  # fmt: skip
+    registry = REGISTRY
+    if multiprocess_mode():
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
