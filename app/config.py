@@ -54,6 +54,11 @@ class Settings(BaseSettings):
         pattern=r"^(/[A-Za-z0-9._~-]+)*$",
         description="The sub-path the site is served under behind a proxy, e.g. /backprop",
     )
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/]+(/\S*)?$",
+        description="The site's address as learners reach it, for links the CLI prints",
+    )
     #: Request counts and latencies for /metrics; off only to measure what they cost.
     metrics_enabled: bool = True
     metrics_token: str | None = Field(

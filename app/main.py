@@ -16,6 +16,7 @@ from . import __version__
 from .accounts.api import router as accounts_api
 from .accounts.pages import pages as account_pages
 from .accounts.pages import user_context
+from .accounts.reset import pages as reset_pages
 from .config import Settings, get_settings
 from .content import load_course, log_problems
 from .content.cache import render_cache_dir
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         training_pages,
         accounts_api,
         account_pages,
+        reset_pages,
         metrics_api,
     )
 

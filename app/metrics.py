@@ -87,6 +87,16 @@ def process_exited() -> None:
         multiprocess.mark_process_dead(os.getpid())
 
 
+def route_template(scope: Scope) -> str:
+    """The matched route's path template; a mount's path (`/static`); else UNMATCHED."""
+    route = scope.get("route")
+    if route is not None:
+        return route.path
+    if "app_root_path" in scope:  # a mount matched: it added its path to root_path
+        return scope["root_path"][len(scope["app_root_path"]) :] or UNMATCHED
+    return UNMATCHED
+
+
 class RequestMetrics:
     """ASGI middleware: count each request and time it, labelled by the route's path template
     (`/lessons/{lesson_id}`, read from `scope["route"]` once routing has matched).
@@ -115,8 +125,7 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = scope.get("route")
-            key = (scope["method"], route.path if route is not None else UNMATCHED, status)
+            key = (scope["method"], route_template(scope), status)
             children = self._children.get(key) or self._child(key)
             children[0].inc()
             children[1].observe(time.perf_counter() - started)

@@ -46,6 +46,8 @@ VALIDATION_SCHEMA = {
     },
 }
 TOO_LARGE = "The request body is larger than MAX_BODY_BYTES"
+#: Examples for bodies whose schema FastAPI writes itself (the OAuth2 password form).
+FORM_EXAMPLES = {"token": {"username": "ada", "password": "correct horse battery"}}
 
 
 def operation_id(route: APIRoute) -> str:
@@ -74,6 +76,10 @@ def polish(schema: dict[str, Any]) -> dict[str, Any]:
                 if code[0] in "45" and not response.get("content"):
                     validation = code == "422" and "HTTPValidationError" in components
                     response["content"] = invalid if validation else error
+            example = FORM_EXAMPLES.get(operation.get("operationId", ""))
+            if example:
+                for media in operation.get("requestBody", {}).get("content", {}).values():
+                    media.setdefault("example", example)
             if len(operation.get("tags", ())) > 1:  # router tag + the route's own: keep its own
                 operation["tags"] = operation["tags"][-1:]
     return schema

@@ -36,7 +36,7 @@ HEADERS = [
 #: Credentials and a learner's own data: never stored by a browser or a shared cache (RFC 6749
 #: section 5.1 asks it of the token endpoint). Pages rendered for a signed-in user are added
 #: per request.
-PRIVATE_PATHS = ("/api/auth/token", "/api/me", "/me")
+PRIVATE_PATHS = ("/api/auth/token", "/api/me", "/me", "/reset")
 
 
 def is_private_path(path: str) -> bool:

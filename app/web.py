@@ -20,7 +20,7 @@ from .root_path import app_root, route_path
 log = logging.getLogger("backprop")
 
 #: Paths answered in JSON even for errors; everything else is a page for people.
-JSON_PREFIXES = ("/api/", "/train", "/healthz", "/openapi.json")
+JSON_PREFIXES = ("/api/", "/train", "/healthz", "/readyz", "/metrics", "/openapi.json")
 
 
 def asset_version(static_dir: Path) -> str:

@@ -31,7 +31,25 @@ RETRY_AFTER = 5
 #: Decision-boundary snapshots streamed over one run of a 2-D set.
 BOUNDARY_FRAMES = 40
 
+#: The stream a client gets with `Accept: text/event-stream`, as OpenAPI 3.1 can say it.
+EVENT_STREAM = {
+    "schema": {
+        "type": "string",
+        "description": "Server-Sent Events, in this order: one `epoch` event per epoch (data: "
+        "a HistoryRow), a `boundary` event every few epochs on 2-D sets (data: `epoch` and a "
+        "DecisionBoundary), then one `result` (data: the TrainResult a JSON client gets). "
+        "If the run cannot finish, an `error` event (data: `detail` and `status`) ends it.",
+    },
+    "example": 'event: epoch\r\ndata: {"epoch":1,"loss":0.62,"train_accuracy":0.71,'
+    '"test_accuracy":0.69}\r\n\r\nevent: result\r\ndata: {"run_id":"...","status":'
+    '"completed",...}\r\n\r\n',
+}
+
 ERRORS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The finished run as JSON, or its epochs as they train (event stream)",
+        "content": {"text/event-stream": EVENT_STREAM},
+    },
     **UNPARSABLE_BODY,
     422: {"description": "A field out of bounds (named in `detail`), or too much work"},
     429: {"description": "Every training process is busy; retry after `Retry-After` seconds"},
