@@ -97,7 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Wrapped around the whole stack rather than added with add_middleware, which would put it
     # inside Starlette's ServerErrorMiddleware: a 500 then went out without these headers (and
-    # unlogged by RequestLog, outermost so it times everything).
+    # unlogged by RequestLog and uncounted by RequestMetrics, which time everything inside).
     build_stack = app.build_middleware_stack
 
     def middleware_stack() -> Any:

@@ -62,6 +62,12 @@ class PrefixProxy:
         async with server:
             await self._stopping.wait()
             server.close()
+            # connections the browser kept open: end them here, each closing its sockets,
+            # rather than leave them to be destroyed with the loop
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -45,10 +45,7 @@ def user_context(request: Request) -> dict[str, Any]:
 
 
 def safe_next(target: str | None) -> str:
-    """Only same-site paths: never `//evil.example` or `https://...` (no open redirect).
-
-    A path within the site, ROOT_PATH left out: redirects put it in front (`redirect_to`).
-    """
+    """Only paths within the site (ROOT_PATH left out): never `//evil.example` or `https://`."""
     if target and target.startswith("/") and not target.startswith(("//", "/\\")):
         return target
     return "/"
