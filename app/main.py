@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -26,7 +27,14 @@ from .health import router as health_api
 from .lessons.routes import api as lessons_api
 from .lessons.routes import pages as lesson_pages
 from .logs import RequestLog, configure_logging
-from .metrics import CONTENT_ERRORS, LESSONS, RequestMetrics, process_exited
+from .metrics import (
+    CONTENT_ERRORS,
+    FLUSH_SECONDS,
+    LESSONS,
+    RequestMetrics,
+    multiprocess_mode,
+    process_exited,
+)
 from .metrics import router as metrics_api
 from .openapi import TAGS, operation_id, polish, under_root
 from .quizzes.routes import api as quizzes_api
@@ -68,8 +76,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        """On shutdown: stop the training processes (if any started) and close the database."""
+        """On shutdown: stop the training processes (if any started) and close the database.
+
+        With several workers, each flushes its request counts to the shared metrics files
+        every second meanwhile, and once more on its way out.
+        """
+        flushing = None
+        if settings.metrics_enabled and multiprocess_mode():
+            flushing = asyncio.ensure_future(_flush_request_metrics(app))
         yield
+        if flushing is not None:
+            flushing.cancel()
+        counted = getattr(app.state, "request_metrics", None)
+        if counted is not None:
+            counted.flush()
         close_pool(app)
         db.close()
         process_exited()
@@ -108,7 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             hsts_seconds=settings.hsts_seconds,
         )
         if settings.metrics_enabled:
-            stack = RequestMetrics(stack)
+            stack = app.state.request_metrics = RequestMetrics(stack)
         stack = RequestLog(stack)
         # outermost: everything inside sees the full path and the prefix (app/root_path.py)
         return RootPath(stack, settings.root_path) if settings.root_path else stack
@@ -153,6 +173,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return render(request, "docs.html")
 
     return app
+
+
+async def _flush_request_metrics(app: FastAPI) -> None:
+    """Flush the app's request counts every FLUSH_SECONDS (the stack is built on first use)."""
+    while True:
+        await asyncio.sleep(FLUSH_SECONDS)
+        counted = getattr(app.state, "request_metrics", None)
+        if counted is not None:
+            counted.flush()
 
 
 def add_routes(app: FastAPI, *routers: APIRouter) -> None:

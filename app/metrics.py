@@ -8,9 +8,11 @@ process writes its values to files there, and /metrics adds them up (multiproces
 from __future__ import annotations
 
 import os
-import time
+from bisect import bisect_left
+from time import perf_counter
 
 from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -37,11 +39,15 @@ REQUESTS = Counter(
     "HTTP requests answered, by method, route template and status code",
     ["method", "route", "status"],
 )
+#: The latency histogram's upper bounds, in seconds (+Inf is added).
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+#: With several workers, how often each one moves its request counts into the shared files.
+FLUSH_SECONDS = 1.0
 LATENCY = Histogram(
     "backprop_http_request_duration_seconds",
     "Time from a request's arrival to the end of its response (a /train stream: the whole run)",
     ["method", "route"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    buckets=BUCKETS,
 )
 QUIZ_ATTEMPTS = Counter(
     "backprop_quiz_attempts_stored", "Quiz attempts stored for signed-in learners"
@@ -101,19 +107,22 @@ class RequestMetrics:
     """ASGI middleware: count each request and time it, labelled by the route's path template
     (`/lessons/{lesson_id}`, read from `scope["route"]` once routing has matched).
 
-    The labelled children are looked up once per (method, route, status) and kept: per request
-    this is a dict lookup, an increment and a histogram observation.
+    Per request it only adds to plain numbers kept here (a count, a sum and a bucket per
+    method, route and status); `flush()` moves them into the Prometheus metrics, which takes a
+    lock per value (and, with several workers, a write to a shared file): /metrics flushes
+    before it answers, and with several workers each one flushes every FLUSH_SECONDS too.
+    Everything here runs on the event loop's thread, so nothing is counted twice or lost.
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._children: dict[tuple[str, str, int], tuple] = {}
+        self._pending: dict[tuple[str, str, int], list] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
+        started = perf_counter()
         status = 500  # what the client gets if the app raises before it answers
 
         async def send_status(message: Message) -> None:
@@ -125,28 +134,47 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            key = (scope["method"], route_template(scope), status)
-            children = self._children.get(key) or self._child(key)
-            children[0].inc()
-            children[1].observe(time.perf_counter() - started)
+            elapsed = perf_counter() - started
+            method = scope["method"]
+            route = scope.get("route")
+            key = (
+                method if method in METHODS else "OTHER",
+                route.path if route is not None else route_template(scope),
+                status,
+            )
+            row = self._pending.get(key)
+            if row is None:
+                row = self._pending[key] = [0, 0.0] + [0] * (len(BUCKETS) + 1)
+            row[0] += 1
+            row[1] += elapsed
+            row[2 + bisect_left(BUCKETS, elapsed)] += 1
 
-    def _child(self, key: tuple[str, str, int]) -> tuple:
-        method, route, status = key
-        method = method if method in METHODS else "OTHER"
-        children = (
-            REQUESTS.labels(method, route, str(status)),
-            LATENCY.labels(method, route),
-        )
-        if key[0] in METHODS:  # unknown methods share one child and are not kept per spelling
-            self._children[key] = children
-        return children
+    def flush(self) -> None:
+        """Add what was counted since the last flush to the Prometheus metrics."""
+        pending, self._pending = self._pending, {}
+        for (method, route, status), row in pending.items():
+            REQUESTS.labels(method, route, str(status)).inc(row[0])
+            add_observations(LATENCY.labels(method, route), row[2:], row[1])
+
+
+def add_observations(histogram: Histogram, counts: list[int], total: float) -> None:
+    """Add observations to a labelled histogram in bulk: `counts[i]` of them in bucket i (the
+    last is +Inf, not cumulative), `total` their sum; what as many observe() calls would do.
+
+    prometheus-client has no public call for this: its buckets and sum are the `_buckets` and
+    `_sum` values of the child (tests/test_metrics.py checks the result against observe()).
+    """
+    for index, count in enumerate(counts):
+        if count:
+            histogram._buckets[index].inc(count)
+    histogram._sum.inc(total)
 
 
 router = APIRouter(include_in_schema=False)
 
 
 @router.get("/metrics")
-def metrics(request: Request) -> Response:
+async def metrics(request: Request) -> Response:
     """Every metric in Prometheus' text format; with METRICS_TOKEN set, only for its bearer."""
     token = request.app.state.settings.metrics_token
     if token:
@@ -157,8 +185,13 @@ def metrics(request: Request) -> Response:
                 401, "metrics need Authorization: Bearer <METRICS_TOKEN>",
                 headers={"WWW-Authenticate": "Bearer"},
             )  # fmt: skip
+    counted = getattr(request.app.state, "request_metrics", None)
+    if counted is not None:
+        counted.flush()  # on the loop's thread, like the counting
     registry = REGISTRY
     if multiprocess_mode():
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    # reading every worker's files is file I/O: off the loop
+    body = await run_in_threadpool(generate_latest, registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -5,6 +5,9 @@ RequestMetrics middleware) and one with the default (every request counted and t
 drives each with wrk in alternating rounds, so a change in the shared machine's speed moves
 both sides alike. Prints req/s and p99 per side and the ratio "with / without" per scenario
 (median of the rounds); 1.00 means no measurable cost. Every process started is stopped by PID.
+Then, in this process, the middleware's own cost per request (around an app that answers at
+once) and /healthz through the whole app with and without it: what a noisy machine can hide
+from wrk.
 
     python bench/metrics.py [--seconds 5] [--connections 32] [--rounds 3]
 """
@@ -12,9 +15,11 @@ both sides alike. Prints req/s and p99 per side and the ratio "with / without" p
 from __future__ import annotations
 
 import argparse
+import asyncio
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +49,64 @@ def scenarios(server: LiveServer) -> dict[str, tuple[str, str | None]]:
         "healthz": ("/healthz", None),
         "lesson page": (f"/lessons/{SEED}", headers_lua({"Cookie": f"bp_visitor={cookie}"})),
     }
+
+
+async def _per_request(app, scope: dict, n: int) -> float:
+    """Seconds per request of `app` called directly, `n` times in a row."""
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        pass
+
+    started = time.perf_counter()
+    for _ in range(n):
+        await app(dict(scope), receive, send)
+    return (time.perf_counter() - started) / n
+
+
+async def in_process(tmp: Path, rounds: int = 15) -> dict[str, float]:
+    """Best-of-`rounds` µs per request: the middleware alone, /healthz without and with it."""
+    from app.config import Settings
+    from app.main import create_app
+    from app.metrics import RequestMetrics
+
+    class Route:
+        path = "/healthz"
+
+    async def bare(scope, receive, send) -> None:
+        scope["route"] = Route
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    def app(metrics: bool):
+        folder = tmp / f"inproc-{metrics}"
+        settings = Settings(
+            _env_file=None, data_dir=folder, content_dir=ROOT / "content", log_level="WARNING",
+            secret_key="bench-metrics-secret-key-0123456789", metrics_enabled=metrics,
+            database_url=f"sqlite:///{(folder / 'backprop.db').as_posix()}",
+        )  # fmt: skip
+        return create_app(settings)
+
+    healthz = {
+        "type": "http", "http_version": "1.1", "method": "GET", "scheme": "http",
+        "path": "/healthz", "raw_path": b"/healthz", "query_string": b"", "root_path": "",
+        "headers": [(b"host", b"127.0.0.1")], "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }  # fmt: skip
+    wrapped, without, with_ = RequestMetrics(bare), app(False), app(True)
+    best: dict[str, float] = {}
+    for _ in range(rounds):
+        for name, target, scope in [
+            ("bare app", bare, {"type": "http", "method": "GET"}),
+            ("bare app + RequestMetrics", wrapped, {"type": "http", "method": "GET"}),
+            ("/healthz without", without, healthz),
+            ("/healthz with", with_, healthz),
+        ]:
+            seconds = await _per_request(target, scope, 2000)
+            best[name] = min(best.get(name, seconds), seconds)
+    return {name: seconds * 1e6 for name, seconds in best.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,6 +171,18 @@ def main(argv: list[str] | None = None) -> int:
         if line.startswith("backprop_http_requests_total{") and 'status="200"' in line
     ]
     print("counted by the measured server:", *lines, sep="\n  ")
+
+    with tempfile.TemporaryDirectory(prefix="bench-metrics-") as name:
+        micro = asyncio.run(in_process(Path(name)))
+    print("in this process, best of 15 rounds of 2,000 calls, µs per request:")
+    for label, us in micro.items():
+        print(f"  {label:28} {us:7.2f}")
+    middleware = micro["bare app + RequestMetrics"] - micro["bare app"]
+    print(
+        f"  the middleware: {middleware:.2f} µs, "
+        f"{middleware / micro['/healthz without']:.1%} of /healthz; /healthz with/without "
+        f"{micro['/healthz with'] / micro['/healthz without']:.3f}"
+    )
     return 0
 
 
