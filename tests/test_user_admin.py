@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -241,3 +242,31 @@ def test_the_access_log_never_shows_a_reset_token(site, caplog):
     assert any(f"/reset/{secret[:4]}…" in line for line in lines), lines
     assert not any(secret in line for line in lines)
     assert not any(secret in str(r.__dict__.get("path")) for r in caplog.records)
+
+
+def test_two_requests_using_one_link_at_once_set_one_password(site):
+    client, _ = site
+    register(client, "ada")
+    db = client.app.state.db
+    with db.session() as session:
+        secret, _ = admin.create_reset_link(session, username="ada")
+    outcomes: list[str] = []
+    start = threading.Barrier(4)
+
+    def use(password: str) -> None:
+        with db.session() as session:
+            start.wait(10)
+            try:
+                admin.use_reset_link(session, token=secret, password=password)
+                outcomes.append(password)
+            except admin.InvalidResetLink:
+                outcomes.append("refused")
+
+    threads = [threading.Thread(target=use, args=(f"password number {i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    winners = [o for o in outcomes if o != "refused"]
+    assert len(outcomes) == 4 and len(winners) == 1, outcomes
+    assert token(client, "ada", winners[0])
