@@ -12,16 +12,27 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
-from app.db import Database, begin_write, commit, current_revision, downgrade, make_engine, upgrade
+from app.db import (
+    Database,
+    alembic_config,
+    begin_write,
+    commit,
+    current_revision,
+    downgrade,
+    make_engine,
+    upgrade,
+)
 from app.models import Base
 
 ROOT = Path(__file__).resolve().parent.parent
-HEAD = "0003"
 TABLES = {
     "users", "sessions", "api_tokens", "login_failures", "quiz_attempts", "attempt_answers",
-    "lesson_progress", "sign_ups", "guest_attempts",
+    "lesson_progress", "sign_ups", "guest_attempts", "password_resets",
 }  # fmt: skip
+#: The newest revision in alembic/versions (one head: the migrations form a single line).
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 @pytest.fixture

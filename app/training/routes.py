@@ -15,6 +15,8 @@ from starlette.types import Receive, Scope, Send
 
 from ..accounts.deps import user_of
 from ..config import Settings
+from ..metrics import TRAINING_ADMITTED, TRAINING_DIVERGED, TRAINING_REFUSED, training_load
+from ..openapi import operation_id
 from ..web.clients import client_address
 from ..web.schemas import UNPARSABLE_BODY
 from ..web.security import VISITOR_COOKIE, read_cookie, visitor_id
@@ -26,7 +28,7 @@ from .quota import QuotaExceeded, Ticket, TrainingQuota
 from .runner import estimate_work, full_config
 from .schemas import TrainRequest, TrainResult
 
-api = APIRouter(tags=["training"])
+api = APIRouter(tags=["training"], generate_unique_id_function=operation_id)
 pages = APIRouter(include_in_schema=False)
 
 #: Seconds a client turned away is asked to wait; most runs here finish well within it.
@@ -34,7 +36,25 @@ RETRY_AFTER = 5
 #: Decision-boundary snapshots streamed over one run of a 2-D set.
 BOUNDARY_FRAMES = 40
 
+#: The stream a client gets with `Accept: text/event-stream`, as OpenAPI 3.1 can say it.
+EVENT_STREAM = {
+    "schema": {
+        "type": "string",
+        "description": "Server-Sent Events, in this order: one `epoch` event per epoch (data: "
+        "a HistoryRow), a `boundary` event every few epochs on 2-D sets (data: `epoch` and a "
+        "DecisionBoundary), then one `result` (data: the TrainResult a JSON client gets). "
+        "If the run cannot finish, an `error` event (data: `detail` and `status`) ends it.",
+    },
+    "example": 'event: epoch\r\ndata: {"epoch":1,"loss":0.62,"train_accuracy":0.71,'
+    '"test_accuracy":0.69}\r\n\r\nevent: result\r\ndata: {"run_id":"...","status":'
+    '"completed",...}\r\n\r\n',
+}
+
 ERRORS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The finished run as JSON, or its epochs as they train (event stream)",
+        "content": {"text/event-stream": EVENT_STREAM},
+    },
     **UNPARSABLE_BODY,
     415: {"description": "The body is not `application/json`"},
     422: {"description": "A field out of bounds (named in `detail`), or too much work"},
@@ -52,7 +72,7 @@ def get_pool(request: Request) -> TrainingPool:
     pool = getattr(request.app.state, "training_pool", None)
     if pool is None:
         settings: Settings = request.app.state.settings
-        pool = TrainingPool(settings.train_workers, settings.train_queue)
+        pool = TrainingPool(settings.train_workers, settings.train_queue, training_load)
         request.app.state.training_pool = pool
     return pool
 
@@ -117,6 +137,7 @@ TRAINING_ERROR = "training failed; it has been logged"
 
 
 def _busy() -> JSONResponse:
+    TRAINING_REFUSED.inc()
     return JSONResponse(
         {"detail": "every training process is busy; try again in a few seconds"},
         status_code=429,
@@ -140,6 +161,11 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
+def _count_outcome(result: dict[str, Any]) -> None:
+    if result.get("status") == "diverged":
+        TRAINING_DIVERGED.inc()
+
+
 async def _events(
     pool: TrainingPool, config: dict[str, Any], ticket: Ticket
 ) -> AsyncIterator[ServerSentEvent]:
@@ -157,9 +183,11 @@ async def _events(
                         frame = {"epoch": row["epoch"], **boundary}
                         yield ServerSentEvent(data=_dumps(frame), event="boundary")
                 else:
+                    _count_outcome(payload[0])
                     yield ServerSentEvent(data=_dumps(payload[0]), event="result")
     except Busy:  # lost a race for the last place between the check and the stream's start
         ticket.cancel()
+        TRAINING_REFUSED.inc()
         yield ServerSentEvent(data=_dumps({"detail": "busy", "status": 429}), event="error")
     except TrainingError:
         yield ServerSentEvent(data=_dumps({"detail": TRAINING_ERROR, "status": 500}), event="error")
@@ -182,9 +210,7 @@ async def _run(pool: TrainingPool, config: dict[str, Any], ticket: Ticket) -> di
     dependencies=[Depends(require_json)],
     summary="Train the lesson's network (JSON, or SSE with Accept: text/event-stream)",
 )
-async def train_route(
-    request: Request, body: Annotated[TrainRequest | None, Body()] = None
-) -> Response:
+async def train(request: Request, body: Annotated[TrainRequest | None, Body()] = None) -> Response:
     """Train a network and return its history, or stream each epoch as an `epoch` event and the
     response body as a final `result` event. A run whose loss stops being finite ends `diverged`.
     """
@@ -208,6 +234,7 @@ async def train_route(
     if not pool.has_room():
         ticket.cancel()
         return _busy()
+    TRAINING_ADMITTED.inc()
     if "text/event-stream" in request.headers.get("accept", ""):
         return _Stream(
             _events(pool, config, ticket),
@@ -229,7 +256,7 @@ async def train_route(
     if not run.done() or run.cancelled():  # cancel() only asks; the task may not have ended yet
         return Response(status_code=499)
     try:
-        return JSONResponse(run.result())
+        result = run.result()
     except Busy:
         ticket.cancel()
         return _busy()
@@ -237,6 +264,8 @@ async def train_route(
         return JSONResponse({"detail": TRAINING_ERROR}, status_code=500)
     except WorkerFailed:  # logged by the pool; the run can simply be tried again
         return JSONResponse({"detail": TRAINING_FAILED}, status_code=503)
+    _count_outcome(result)
+    return JSONResponse(result)
 
 
 @pages.get("/playground", response_class=HTMLResponse)
