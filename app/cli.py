@@ -8,11 +8,15 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .cli_users import USER_EPILOG, add_user_admin
 from .resources import PACKAGE_DIR
 
+if TYPE_CHECKING:
+    from .config import Settings
+    from .content import Course
 EPILOG = """\
 examples:
   backprop serve                          # http://127.0.0.1:8000, SQLite in ./data
@@ -104,11 +108,12 @@ def _fresh_metrics_dir(folder: Path) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """Validate a content folder the way the server would, for authors and CI."""
+    """Validate a content folder the way the server would, for authors and CI; with --run,
+    train every claim and compare."""
     from .config import get_settings
     from .content import load_course
     from .content.cache import render_cache_dir
-    from .quizzes.runs import run_validator
+    from .training.figures import run_validator
 
     settings = get_settings()
     root = Path(args.directory) if args.directory else settings.content_dir
@@ -131,7 +136,43 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"{len(course.lessons)} lesson(s) OK, {errors} error(s), {warnings} warning(s)"
         f" in {root.as_posix()}"
     )
+    if args.run:
+        errors += _check_runs(args, course, settings, served=served)
     return 1 if errors else 0
+
+
+def _check_runs(
+    args: argparse.Namespace, course: Course, settings: Settings, *, served: bool
+) -> int:
+    """Train what the course states (app/training/verify.py), print what failed; the count."""
+    from .training.figures import RunStore, runs_cache_dir
+    from .training.verify import ProgressBar, check_runs, course_jobs
+
+    # DATA_DIR owner-only before the store makes DATA_DIR/cache/runs in it (as above)
+    store = RunStore(runs_cache_dir(settings.make_data_dir()))
+    jobs = course_jobs(course)
+    progress = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+    report = check_runs(jobs, store, workers=args.jobs, fresh=args.fresh, progress=progress)
+    if served:  # like the render cache: what no lesson of the served course uses goes
+        store.prune(report.keys)
+    for problem in report.problems:
+        print(problem.format())
+    held = report.jobs - len(report.problems)
+    print(
+        f"{report.jobs} run(s) checked, {held} hold, {len(report.problems)} do not; "
+        f"{report.trained} trained, {report.reused} from the cache, {report.seconds:.1f} s"
+    )
+    return len(report.problems)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError("a whole number of at least 1")
+    return value
 
 
 def _hidden_layers(text: str) -> list[int]:
@@ -407,6 +448,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate lesson files; exit 1 on any error")
     check.add_argument("directory", nargs="?", help="content folder (default: CONTENT_DIR)")
+    check.add_argument(
+        "--run",
+        action="store_true",
+        help="also train every claim and report those that do not hold",
+    )
+    check.add_argument(
+        "--jobs",
+        "-j",
+        type=_positive,
+        metavar="N",
+        help="with --run: training processes at once (default: up to one per core, as many "
+        "as the work is worth)",
+    )
+    check.add_argument(
+        "--fresh",
+        action="store_true",
+        help="with --run: train again what the cache already holds for this engine",
+    )
     check.set_defaults(func=cmd_check)
 
     train = sub.add_parser(

@@ -40,8 +40,8 @@ from .metrics import router as metrics_api
 from .openapi import TAGS, operation_id, polish, under_root
 from .quizzes.routes import api as quizzes_api
 from .quizzes.routes import pages as quiz_pages
-from .quizzes.runs import run_validator
 from .root_path import RootPath, app_root, site_url
+from .training.figures import RunStore, run_validator, runs_cache_dir
 from .training.routes import api as training_api
 from .training.routes import close_pool
 from .training.routes import pages as training_pages
@@ -117,6 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.course = course
+    #: what `backprop check --run` measured for each claim (the lesson pages show it)
+    app.state.run_store = RunStore(runs_cache_dir(settings.data_dir))
     app.state.templates = make_templates(settings.templates_dir, settings.static_dir)
     app.state.context_processors = [user_context]
     #: awaited before an error page renders: the nav's user is looked up off the event loop

@@ -91,15 +91,15 @@ def renders(monkeypatch) -> list[str]:
     seen: list[str] = []
     real = loader.render_body
 
-    def counted(source: str):
+    def counted(source: str, math_errors: list | None = None):
         seen.append(source)
-        return real(source)
+        return real(source, math_errors)
 
     monkeypatch.setattr(loader, "render_body", counted)
     return seen
 
 
-def _no_render(source: str):
+def _no_render(source: str, math_errors: list | None = None):
     raise AssertionError("rendered in the server process instead of read from the cache")
 
 

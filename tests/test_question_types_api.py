@@ -253,7 +253,9 @@ def test_a_predict_then_run_review_shows_the_real_run_trained_once_and_kept(clie
     ]
     kept = list((app.state.settings.data_dir / "cache" / "runs").glob("*.json"))
     assert len(kept) == 1 and json.loads(kept[0].read_text())["history"] == first["history"]
-    kept[0].write_text(json.dumps({**first, "test_accuracy": 0.125}))  # read back, not rerun
+    stored = json.loads(kept[0].read_text())
+    assert stored["parameters"] == expected["parameters"] and stored["verified_at"]
+    kept[0].write_text(json.dumps({**stored, "test_accuracy": 0.125}))  # read back, not rerun
     assert post(client, {}).json()["results"][6]["run"]["test_accuracy"] == 0.125
     page = client.get(f"/lessons/{LESSON}").text
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)

@@ -11,7 +11,7 @@ import pytest
 
 from app.content import NumericAnswer, load_course, parse_number
 from app.content.numbers import parse_numeric_line
-from app.quizzes.runs import run_validator
+from app.training.figures import run_validator
 
 ROOT = Path(__file__).resolve().parent.parent
 EVERY_TYPE = Path(__file__).parent / "fixtures" / "question-types"
@@ -178,9 +178,9 @@ def test_malformed_question_types_are_errors_on_the_offending_line(
     [
         ("dataset: mnist\n", "dataset: Input should be"),
         ("epochs: 0\n", "epochs: Input should be greater than or equal to 1"),
-        ("layers: [3]\n", "layers: Extra inputs are not permitted"),
+        ("layers: [3]\n", "unknown /train field 'layers'"),
         ("dataset: xor\nnoise: 2\n", "noise: Input should be less than or equal to 1"),
-        ("hidden_layers: [1024, 1024]\nepochs: 1000\n", "units of work"),
+        ("hidden_layers: [1024, 1024]\nepochs: 1000\n", "too much work: about"),
     ],
 )
 def test_a_train_block_that_is_not_valid_train_input_or_over_budget_is_an_error(

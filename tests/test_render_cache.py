@@ -99,10 +99,11 @@ def test_another_renderer_fingerprint_is_another_key_and_misses(tmp_path):
 
 def test_the_fingerprint_names_the_library_versions_and_hashes_our_renderer():
     fingerprint = renderer_fingerprint()
-    for package in ("markdown", "pygments", "nh3"):
+    for package in ("markdown", "pygments", "nh3", "pymdown-extensions", "latex2mathml"):
         assert f"{package}={version(package)}" in fingerprint
-    source = (Path(__file__).parent.parent / "app" / "content" / "render.py").read_bytes()
-    assert f"render.py={hashlib.sha256(source).hexdigest()[:16]}" in fingerprint
+    for module in ("render.py", "mathml.py"):
+        source = (Path(__file__).parent.parent / "app" / "content" / module).read_bytes()
+        assert f"{module}={hashlib.sha256(source).hexdigest()[:16]}" in fingerprint
 
 
 def test_loading_a_course_prunes_entries_no_current_lesson_uses(fixture_course, tmp_path):

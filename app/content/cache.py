@@ -3,9 +3,9 @@ bodies that have not changed.
 
 An entry is `<key>.json` holding `{"html": ..., "toc": [{"level", "id", "title"}, ...]}`. The key
 hashes the body's Markdown together with the renderer's fingerprint (the versions of markdown,
-pygments and nh3 and the source of render.py), so any change to the text or to how it is
-rendered is a new key; `prune` deletes the entries no current lesson uses. Only data is read
-back, never code: a damaged entry is a miss.
+pygments, nh3, pymdown-extensions and latex2mathml and the source of render.py and mathml.py),
+so any change to the text or to how it is rendered is a new key; `prune` deletes the entries
+no current lesson uses. Only data is read back, never code: a damaged entry is a miss.
 """
 
 from __future__ import annotations
@@ -42,12 +42,21 @@ def render_cache_dir(data_dir: Path) -> Path:
     return data_dir / "cache" / "lessons"
 
 
+#: The libraries a rendered body depends on, and our modules that render it.
+RENDER_LIBRARIES = ("markdown", "pygments", "nh3", "pymdown-extensions", "latex2mathml")
+RENDER_MODULES = ("render.py", "mathml.py")
+
+
 @lru_cache(maxsize=1)
 def renderer_fingerprint() -> str:
     """What a rendered body depends on besides its Markdown: library versions and our renderer."""
-    renderer = hashlib.sha256((Path(__file__).parent / "render.py").read_bytes()).hexdigest()
-    libraries = " ".join(f"{name}={version(name)}" for name in ("markdown", "pygments", "nh3"))
-    return f"{libraries} render.py={renderer[:16]}"
+    libraries = " ".join(f"{name}={version(name)}" for name in RENDER_LIBRARIES)
+    here = Path(__file__).parent
+    modules = " ".join(
+        f"{name}={hashlib.sha256((here / name).read_bytes()).hexdigest()[:16]}"
+        for name in RENDER_MODULES
+    )
+    return f"{libraries} {modules}"
 
 
 class RenderCache:

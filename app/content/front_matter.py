@@ -241,9 +241,9 @@ def _identifier(meta: dict, lines: dict[str, int], key: str, *, required: bool) 
 def _integer(
     meta: dict, lines: dict[str, int], key: str, default: int | None, lo: int, hi: int
 ) -> int | None:
-    value = meta.get(key, default)
-    if value is None:
-        return None
+    value = meta.get(key)
+    if value is None:  # absent, or left empty (`order:`): the default, as for any optional field
+        return default
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         raise ContentError(
             f"field {key!r} must be a whole number from {lo} to {hi}, not {value!r}",

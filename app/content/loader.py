@@ -1,7 +1,8 @@
 """Read every lesson under a folder, validate it strictly, and render it once.
 
 A file with an error is left out of the course and reported with its path and line; it never
-stops the other lessons from loading. Nothing here raises for bad content.
+stops the other lessons from loading. Nothing here raises for bad content. (A formula that
+cannot be drawn is an error found by rendering: the page shows it as written.)
 
 Validation (front matter, fields, the knowledge check and its inline Markdown) always happens
 at load. Rendering the body (Markdown, Pygments, nh3: most of the time) happens at load too,
@@ -12,18 +13,18 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import frontmatter
 
 from .cache import RenderCache
+from .claims import extract_claims
 from .front_matter import ID_PATTERN, KNOWN_FIELDS, parse_duration, read_front_matter  # noqa: F401
 from .knowledge_check import split_knowledge_check
 from .models import ContentError, Course, Lesson, Problem, RunValidator
 from .questions import build_quiz
-from .render import LessonBody, Rendered, render_body
+from .render import LessonBody, MathError, Render, Rendered, math_problems, render_body
 
 log = logging.getLogger("backprop.content")
 
@@ -108,13 +109,13 @@ def load_lesson(
     rel: str,
     raw: bytes | None = None,
     *,
-    render: Callable[[str], Rendered] | None = None,
+    render: Render | None = None,
     validate_run: RunValidator | None = None,
 ) -> tuple[Lesson, list[Problem]]:
     """Parse, validate and render one file; raises ContentError for the first error found.
 
     With `render`, the body is not rendered here but by `render` on its first use;
-    `validate_run` checks each ```train block (see RunValidator).
+    `validate_run` checks each ```train block and each claim's run (see RunValidator).
     """
     source = _split(read_bytes(path) if raw is None else raw, rel)
     meta = read_front_matter(source.meta_text, source.meta_line, rel)
@@ -145,6 +146,8 @@ def load_lesson(
         )
         for line in task_lines
     )
+    quiz_line = None if drafts is None else heading_line
+    body, claims = extract_claims(source.body, body, source.body_line, quiz_line, validate_run)
     text = _strip_title_heading(body, meta.title)
     lesson = Lesson(
         id=meta.id,
@@ -155,11 +158,14 @@ def load_lesson(
         section=meta.section,
         next_lesson_id=meta.next_lesson_id,
         path=rel,
-        body=LessonBody(text, render=render) if render else LessonBody(text, render_body(text)),
+        body=LessonBody(text, render=render or render_body, first_line=source.body_line),
         quiz=quiz,
         pass_percent=meta.pass_percent,
         playground=meta.playground,
+        claims=claims,
     )
+    if render is None:
+        lesson.body.rendered()
     return lesson, warnings
 
 
@@ -188,12 +194,13 @@ def _load_cached(
             path, shown, render=render_body if lazy else None, validate_run=validate_run
         )
 
-    def render(source: str) -> Rendered:
+    def render(source: str, math_errors: list[MathError]) -> Rendered:
         key = cache.key(source)
         rendered = cache.get(key)
         if rendered is None:
-            rendered = render_body(source)
-            cache.put(key, rendered)
+            rendered = render_body(source, math_errors)
+            if not math_errors:  # kept out, so that every check reports the broken formulas
+                cache.put(key, rendered)
         return rendered
 
     lesson, warnings = load_lesson(path, shown, render=render, validate_run=validate_run)
@@ -215,8 +222,10 @@ def load_course(
     With `cache_dir`, rendered bodies are kept there between runs (see cache.py), and entries
     no loaded lesson uses are deleted. With `lazy`, files are still read and validated now, but
     each body is read from the cache or rendered on its first use; `backprop check` and the
-    tests load eagerly. `validate_run` checks every ```train block as /train input; without
-    it a block need only map field names to plain values.
+    tests load eagerly. `validate_run` checks every ```train block and the run of every
+    ```claim block as /train input; without it a block need only map field names to plain
+    values. The app and the CLI pass app.training.figures.run_validator, since content imports
+    no domain.
     """
     cache = RenderCache(cache_dir) if cache_dir else None
     problems: list[Problem] = []
@@ -236,6 +245,7 @@ def load_course(
             problems.append(Problem(shown, exc.line, exc.message, exc.hint))
             continue
         problems.extend(warnings)
+        problems.extend(math_problems(shown, lesson.body))  # none until the body is rendered
         if lesson.id in lessons:
             problems.append(
                 Problem(

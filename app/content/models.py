@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Context, Decimal, localcontext
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    from .claims import Claim
     from .render import LessonBody
 
 
@@ -57,9 +58,10 @@ class Option:
 #: exponent past the range becomes Infinity (and so wrong) instead of an exception.
 _EXACT = Context(prec=80, Emax=10**6, Emin=-(10**6), traps=[])
 
-#: Checks a ```train block's mapping as /train input and returns it as it will run; raises
-#: ValueError saying what is wrong. Passed in by the caller: this layer knows nothing of training.
-RunValidator = Callable[[dict[str, Any]], dict[str, Any]]
+#: Checks a ```train block's or a claim's `run` mapping as /train input and returns it as it
+#: will run; raises ValueError saying what is wrong. Passed in by the caller (the app and the
+#: CLI pass app.training.figures.run_validator): this layer knows nothing of training.
+RunValidator = Callable[[Mapping[str, Any]], dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +181,8 @@ class Lesson:
     pass_percent: int | None = None
     #: /train fields that preset the playground's "Train this network" link
     playground: dict | None = None
+    #: the body's ```claim blocks, in order; each left a claims.SLOT in the rendered body
+    claims: tuple[Claim, ...] = ()
 
     @property
     def html(self) -> str:

@@ -111,8 +111,8 @@ def _question(
     explanation = " ".join(s.strip() for s in draft.explanation).strip()
     common: dict[str, Any] = {
         "id": qid,
-        "prompt_html": render_inline(prompt),
-        "explanation_html": render_inline(explanation) if explanation else None,
+        "prompt_html": render_inline(prompt, line=draft.line),
+        "explanation_html": render_inline(explanation, line=draft.line) if explanation else None,
         "line": draft.line,
         "run": run,
     }
@@ -152,7 +152,10 @@ def _items(lesson_id: str, qid: str, draft: DraftQuestion) -> tuple[Item, ...]:
             line=draft.line,
             hint="every item's text must differ",
         )
-    return tuple(Item(item_id(lesson_id, qid, text), render_inline(text)) for text in texts)
+    return tuple(
+        Item(item_id(lesson_id, qid, text), render_inline(text, line=line))
+        for (line, _), text in zip(draft.items, texts, strict=True)
+    )
 
 
 def _options(
@@ -189,7 +192,7 @@ def _options(
     options = tuple(
         Option(
             id=option_id(lesson_id, qid, text),
-            html=render_inline(text),
+            html=render_inline(text, line=draft_option.line),
             correct=bool(draft_option.marker) if ticked else index == 0,
             feedback_html=_feedback(draft_option),
         )
@@ -200,7 +203,7 @@ def _options(
 
 def _feedback(option: DraftOption) -> str | None:
     text = " ".join(s.strip() for s in option.feedback).strip()
-    return render_inline(text) if text else None
+    return render_inline(text, line=option.line) if text else None
 
 
 _SCALAR = (str, int, float, bool)

@@ -1,4 +1,4 @@
-"""Markdown to safe HTML: highlighted code, heading ids, a table of contents, sanitised."""
+"""Markdown to safe HTML: highlighted code, MathML, heading ids, a table of contents, sanitised."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import html as htmllib
 import re
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 
 import markdown
 import nh3
@@ -13,7 +14,9 @@ from pygments.formatters import HtmlFormatter
 from pygments.styles import get_style_by_name
 from pygments.token import STANDARD_TYPES, Token
 
-from .models import TocEntry
+from . import mathml
+from .mathml import MathError, MathExtension
+from .models import ContentError, Problem, TocEntry
 
 #: Tags an author may use; everything else (script, iframe, style, form...) is dropped.
 BLOCK_TAGS = {
@@ -24,7 +27,10 @@ BLOCK_TAGS = {
 }  # fmt: skip
 INLINE_TAGS = {"a", "abbr", "b", "br", "code", "del", "em", "i", "kbd", "mark", "s", "span",
                "strong", "sub", "sup", "u", "var"}  # fmt: skip
+BLOCK_TAGS |= mathml.MATH_TAGS
+INLINE_TAGS |= mathml.MATH_TAGS
 ATTRIBUTES = {
+    **mathml.ATTRIBUTES,
     "*": {"class", "id", "title", "lang", "dir"},
     "a": {"href"},
     "img": {"src", "alt", "width", "height"},
@@ -32,6 +38,7 @@ ATTRIBUTES = {
     "th": {"align", "colspan", "rowspan", "scope"},
     "ol": {"start"},
     "abbr": {"title"},
+    "div": {"tabindex"},  # the box a display formula scrolls in is focusable (mathml.py)
 }
 URL_SCHEMES = {"http", "https", "mailto"}
 
@@ -103,9 +110,9 @@ def _formatter(**options: object) -> HtmlFormatter:
     return formatter
 
 
-def _markdown() -> markdown.Markdown:
+def _markdown(math: MathExtension) -> markdown.Markdown:
     return markdown.Markdown(
-        extensions=["fenced_code", "tables", "toc", "codehilite", "sane_lists", "attr_list"],
+        extensions=["fenced_code", "tables", "toc", "codehilite", "sane_lists", "attr_list", math],
         extension_configs={
             "codehilite": {**_FORMATTER_OPTIONS, "pygments_formatter": _formatter},
             "toc": {"permalink": False, "toc_depth": "2-4"},
@@ -128,7 +135,8 @@ class _Converter(threading.local):
     """One Markdown instance per thread, reset between lessons (instances are not thread-safe)."""
 
     def __init__(self) -> None:
-        self.md = _markdown()
+        self.math = MathExtension()
+        self.md = _markdown(self.math)
 
 
 _converter = _Converter()
@@ -136,11 +144,61 @@ _converter = _Converter()
 Rendered = tuple[str, tuple[TocEntry, ...]]
 
 
-def render_body(text: str) -> Rendered:
-    """Render a lesson body to sanitised HTML and its table of contents (h2–h4)."""
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def _locate(text: str, errors: list[MathError]) -> list[MathError]:
+    """Each error with the line of `text` its formula is on, searched in document order."""
+    # Markdown keeps no positions, and list or quote markers and tabs can change a formula's
+    # lines on the way: a formula not found as written is looked for by its first line.
+    located, cursor = [], 0
+    for error in errors:
+        written, first = error.written, _first_line(error.latex)
+        for needle, start in ((written, cursor), (first, cursor), (written, 0), (first, 0)):
+            at = text.find(needle, start) if needle else -1
+            if at >= 0:
+                cursor = at + len(needle)
+                located.append(replace(error, line=text.count("\n", 0, at) + 1))
+                break
+        else:
+            located.append(error)
+    return located
+
+
+def render_body(text: str, math_errors: list[MathError] | None = None) -> Rendered:
+    """Render a lesson body to sanitised HTML and its table of contents (h2–h4); a formula
+    that cannot be drawn is shown as written and added to `math_errors` with its line."""
     md = _converter.md.reset()
     body = md.convert(text)
+    if math_errors is not None and _converter.math.errors:
+        math_errors.extend(_locate(text, _converter.math.errors))
     return sanitize(body), tuple(_flatten(md.toc_tokens))
+
+
+def math_problems(path: str, body: LessonBody) -> list[Problem]:
+    """The formulas a rendered body could not draw, as check errors on their file's lines."""
+    return [
+        Problem(
+            path,
+            None if error.line is None else body.first_line + error.line - 1,
+            _invalid(error),
+            hint=_MATH_HINT,
+        )
+        for error in body.math_errors
+    ]
+
+
+_MATH_HINT = "fix the TeX (see README, 'Mathematics'), or write \\$ for a dollar sign"
+
+
+def _invalid(error: MathError) -> str:
+    written = error.written if len(error.written) <= 60 else error.written[:57] + "..."
+    return f"invalid LaTeX {written}: {error.message}"
+
+
+#: How a LessonBody renders its source: appending the formulas it could not draw to the list.
+Render = Callable[[str, list[MathError]], Rendered]
 
 
 class LessonBody:
@@ -149,19 +207,25 @@ class LessonBody:
 
     Rendering is most of a lesson's load time, so the server renders a body when a page or the
     API first needs it. `render` may look the result up elsewhere first (the disk cache).
+    `first_line` is the file's line the source starts on, for `math_problems`.
     """
 
-    __slots__ = ("source", "_rendered", "_render", "_lock")
+    __slots__ = ("source", "first_line", "math_errors", "_rendered", "_render", "_lock")
 
     def __init__(
         self,
         source: str,
         rendered: Rendered | None = None,
-        render: Callable[[str], Rendered] = render_body,
+        render: Render = render_body,
+        *,
+        first_line: int = 1,
     ) -> None:
         self.source = source
+        self.first_line = first_line
+        #: The formulas the render could not draw (lines in `source`); () until rendered.
+        self.math_errors: tuple[MathError, ...] = ()
         self._rendered = rendered
-        self._render: Callable[[str], Rendered] | None = None if rendered else render
+        self._render: Render | None = None if rendered else render
         self._lock = threading.Lock()
 
     @property
@@ -176,7 +240,10 @@ class LessonBody:
         with self._lock:
             if self._rendered is None:
                 assert self._render is not None
-                self._rendered = self._render(self.source)
+                errors: list[MathError] = []
+                rendered = self._render(self.source, errors)
+                self.math_errors = tuple(errors)
+                self._rendered = rendered
                 self._render = None  # drop the closure and what it holds
             return self._rendered
 
@@ -192,7 +259,10 @@ class LessonBody:
         return f"<LessonBody {len(self.source)} chars, {state}>"
 
 
-_INLINE_MD = markdown.Markdown(extensions=[], output_format="html")
+_INLINE_MATH = MathExtension()
+_INLINE_MD = markdown.Markdown(extensions=[_INLINE_MATH], output_format="html")
+#: One instance for every caller, and its errors are read after the convert: one at a time.
+_INLINE_LOCK = threading.Lock()
 _PARAGRAPH = re.compile(r"^<p>(.*)</p>$", re.DOTALL)
 #: Prose with nothing Markdown or HTML would act on: it renders as itself. A letter first (no
 #: list, heading or quote marker), ASCII letters, digits, spaces and punctuation without meaning
@@ -200,12 +270,17 @@ _PARAGRAPH = re.compile(r"^<p>(.*)</p>$", re.DOTALL)
 PLAIN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9 ,.?;:'\"()/%-]*")
 
 
-def render_inline(text: str) -> str:
-    """Render one line of Markdown (code, emphasis, links) as inline HTML, without the <p>."""
+def render_inline(text: str, *, line: int | None = None) -> str:
+    """Render one line of Markdown (code, emphasis, links, math) as inline HTML, without the
+    <p>; a formula that cannot be drawn is a ContentError on `line`."""
     text = text.strip()
     if PLAIN_TEXT.fullmatch(text):  # most quiz items: skip Markdown and the sanitiser
         return text
-    body = _INLINE_MD.reset().convert(text)
+    with _INLINE_LOCK:
+        body = _INLINE_MD.reset().convert(text)
+        errors = list(_INLINE_MATH.errors)
+    if errors:
+        raise ContentError(_invalid(errors[0]), line=line, hint=_MATH_HINT)
     match = _PARAGRAPH.match(body)
     return sanitize(match.group(1) if match else body, inline=True)
 

@@ -17,6 +17,7 @@ from ..training.runner import DEFAULTS
 from ..web.deps import CourseDep, LessonDep, SettingsDep
 from ..web.schemas import ErrorBody
 from ..web.templates import render
+from .claims import fill_claims
 from .schemas import LessonDetail, LessonSummary
 
 api = APIRouter(prefix="/api/lessons", tags=["lessons"], generate_unique_id_function=operation_id)
@@ -29,13 +30,16 @@ NOT_FOUND = {404: {"model": ErrorBody, "description": "No lesson with that id"}}
 LESSON_NETWORK = {key: DEFAULTS[key] for key in ("dataset", "hidden_layers")}
 
 
-async def rendered_body(lesson: Lesson) -> tuple[str, tuple[TocEntry, ...]]:
-    """The lesson's body HTML and table of contents, rendering it first if nothing has yet."""
+async def rendered_body(request: Request, lesson: Lesson) -> tuple[str, tuple[TocEntry, ...]]:
+    """The body HTML with its claims' boxes, and its table of contents (rendered if need be)."""
     # A first render (Markdown and Pygments, unless the render cache has it) is CPU work for the
     # thread pool, not the event loop.
     if lesson.body.is_rendered:
-        return lesson.body.rendered()
-    return await run_in_threadpool(lesson.body.rendered)
+        html, toc = lesson.body.rendered()
+    else:
+        html, toc = await run_in_threadpool(lesson.body.rendered)
+    state = request.app.state
+    return fill_claims(html, lesson, state.run_store, state.templates), toc
 
 
 @api.get("", response_model=list[LessonSummary], summary="Every served lesson, in course order")
@@ -46,8 +50,8 @@ async def list_lessons(request: Request, course: CourseDep) -> list[LessonSummar
 
 @api.get("/{lesson_id}", response_model=LessonDetail, responses=NOT_FOUND, summary="One lesson")
 async def get_lesson(request: Request, lesson: LessonDep) -> LessonDetail:
-    await rendered_body(lesson)
-    return LessonDetail.of(lesson, app_root(request.scope))
+    html, _ = await rendered_body(request, lesson)
+    return LessonDetail.of(lesson, app_root(request.scope), html=html)
 
 
 @pages.get("/", response_class=HTMLResponse)
@@ -65,7 +69,7 @@ async def lesson_page(
     settings: SettingsDep,
 ) -> HTMLResponse:
     """The lesson, its quiz with the options in this learner's order, and their progress."""
-    body_html, toc = await rendered_body(lesson)
+    body_html, toc = await rendered_body(request, lesson)
     questions = (
         present(lesson.quiz, learner=learner, secret=request.app.state.secret)
         if lesson.quiz

@@ -44,9 +44,10 @@ class LessonDetail(LessonSummary):
     toc: list[TocItem]
 
     @classmethod
-    def of(cls, lesson: Lesson, root: str = "") -> LessonDetail:
+    def of(cls, lesson: Lesson, root: str = "", html: str | None = None) -> LessonDetail:
+        """The lesson with its body HTML (`html`: the body with its claims' boxes filled in)."""
         return cls(
             **LessonSummary.of(lesson, root).model_dump(),
-            html=lesson.html,
+            html=lesson.html if html is None else html,
             toc=[TocItem(level=t.level, id=t.id, title=t.title) for t in lesson.toc],
         )

@@ -182,6 +182,7 @@ def train(
             "history": history,
             "train_accuracy": last["train_accuracy"],
             "test_accuracy": last["test_accuracy"],
+            "parameters": parameter_count(cfg["layer_sizes"]),
             "duration_seconds": round(time.perf_counter() - started, 4),
             "samples_per_second": round(samples / train_seconds, 1) if train_seconds else 0.0,
             "confusion_matrix": confusion.tolist(),

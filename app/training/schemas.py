@@ -95,6 +95,7 @@ class TrainResult(BaseModel):
     history: list[HistoryRow]
     train_accuracy: float
     test_accuracy: float
+    parameters: int = Field(description="weights and biases of the network")
     duration_seconds: float = Field(description="the whole run, data loading and evaluation too")
     samples_per_second: float = Field(description="training samples per second of training steps")
     confusion_matrix: list[list[int]] = Field(description="test set: rows true, columns predicted")
