@@ -3,17 +3,40 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import __version__
+from .cli_users import USER_EPILOG, add_user_admin
 from .resources import PACKAGE_DIR
 
 if TYPE_CHECKING:
     from .config import Settings
     from .content import Course
+EPILOG = """\
+examples:
+  backprop serve                          # http://127.0.0.1:8000, SQLite in ./data
+  backprop serve --host 0.0.0.0 --workers 4 --root-path /backprop
+  backprop check content/                 # validate lessons; exit 1 on any error
+  backprop train --dataset moons --hidden-layers 16,16 --epochs 60
+  backprop user list --role instructor
+  backprop user reset-link ada
+
+Settings come from the environment or a .env file (DATABASE_URL, SECRET_KEY, ROOT_PATH, ...):
+see the README's Configuration table. `backprop COMMAND --help` describes each command.
+"""
+TRAIN_EPILOG = """\
+examples:
+  backprop train                                       # the lesson's network on digits
+  backprop train --hidden-layers 32 --activation tanh --epochs 10
+  backprop train --dataset spiral --hidden-layers 32,32 --epochs 150 --json > run.json
+"""
+#: Where `backprop serve --workers N` keeps prometheus-client's per-process files.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -28,6 +51,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ("limit_concurrency", "LIMIT_CONCURRENCY"),
         ("timeout_keep_alive", "TIMEOUT_KEEP_ALIVE"),
         ("forwarded_allow_ips", "FORWARDED_ALLOW_IPS"),
+        ("root_path", "ROOT_PATH"),
     ):
         if getattr(args, option) is not None:
             # through the environment, so that the workers and reloads uvicorn starts (each one
@@ -38,6 +62,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Refused here, before uvicorn starts anything: a weak or empty SECRET_KEY is one line from
     # main(), not a traceback in each worker.
     settings.resolved_secret_key()
+    if args.workers > 1 and not args.reload:
+        os.environ.setdefault(MULTIPROC_ENV, str(settings.make_data_dir() / "metrics"))
+    if os.environ.get(MULTIPROC_ENV):
+        _fresh_metrics_dir(Path(os.environ[MULTIPROC_ENV]))
     # This process's own lines (uvicorn's supervisor, a single worker) in the app's format; the
     # app sets up the same in every worker. uvicorn is told to install no logging config of its
     # own (its dictConfig would replace these handlers) and gets only the level.
@@ -69,6 +97,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level.lower(),
     )
     return 0
+
+
+def _fresh_metrics_dir(folder: Path) -> None:
+    """Create the multiprocess metrics folder, or empty it of an earlier run's files (which
+    would otherwise be added to this run's counts), before any worker starts."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -209,6 +245,45 @@ def cmd_train(args: argparse.Namespace) -> int:
 _UNSET = object()
 
 
+@functools.cache
+def _train_schema() -> dict:
+    from .training.schemas import TrainRequest
+
+    return TrainRequest.model_json_schema()["properties"]
+
+
+def _train_help(name: str) -> dict:
+    """`choices` and a `help` with the bounds and default, from /train's own JSON schema."""
+    field = _train_schema()[name]
+    kinds = field.get("anyOf", [field])
+    numbers = next((k for k in kinds if k.get("type") in ("integer", "number")), {})
+    parts = [field["description"].replace("null:", "full:")] if field.get("description") else []
+    exclusive = "exclusiveMinimum" in numbers or "exclusiveMaximum" in numbers
+    if "exclusiveMinimum" in numbers:
+        low = f"above {numbers['exclusiveMinimum']}"
+    else:
+        low = f"from {numbers['minimum']}" if "minimum" in numbers else ""
+    if "exclusiveMaximum" in numbers:
+        high = f"below {numbers['exclusiveMaximum']}"
+    else:
+        high = (
+            f"{'up ' if exclusive else ''}to {numbers['maximum']:,}" if "maximum" in numbers else ""
+        )
+    if low or high:
+        parts.append((", " if exclusive else " ").join(p for p in (low, high) if p))
+    default = field.get("default")
+    if isinstance(default, list):
+        shown = ",".join(str(n) for n in default)
+    elif default is None:
+        shown = "full" if name == "batch_size" else "the data set's own"
+    else:
+        shown = str(default)
+    options: dict = {"help": f"{'; '.join(parts)} (default: {shown})"}
+    if "enum" in field:
+        options["choices"] = field["enum"]
+    return options
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     """Bring the database (DATABASE_URL, else the SQLite file in DATA_DIR) to Alembic head."""
     from .config import get_settings
@@ -344,20 +419,50 @@ def cmd_worker(args: argparse.Namespace) -> int:
     )
 
 
+class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends "(default: X)" where there is a default worth saying (not None or False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="backprop", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="backprop",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="serve the site (SQLite and ./content by default)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve = sub.add_parser(
+        "serve",
+        help="serve the site (SQLite and ./content by default)",
+        formatter_class=_ShowDefaults,
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
     serve.add_argument("--reload", action="store_true", help="restart when code or lessons change")
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="web processes; several share their metrics through files in "
+        "PROMETHEUS_MULTIPROC_DIR (DATA_DIR/metrics unless set, emptied at start)",
+    )
+    serve.add_argument(
+        "--root-path",
+        metavar="PATH",
+        help="serve under this sub-path behind a proxy, e.g. /backprop (overrides ROOT_PATH)",
+    )
     serve.add_argument(
         "--log-level",
         choices=["debug", "info", "warning", "error", "critical"],
         type=str.lower,
-        help="overrides LOG_LEVEL (default INFO)",
+        help="overrides LOG_LEVEL (default: INFO)",
     )
     serve.add_argument(
         "--limit-concurrency",
@@ -406,31 +511,49 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser(
         "train",
         help="train the playground's network in this terminal (same engine and bounds as /train)",
+        description="Train the playground's network here, with the same engine and bounds as\n"
+        "POST /train (the choices and limits below are /train's own schema).",
+        epilog=TRAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.set_defaults(func=cmd_train)
-    train.add_argument("--dataset", default=_UNSET, help="digits (default), xor, circles, ...")
+    train.add_argument("--dataset", default=_UNSET, **_train_help("dataset"))
     train.add_argument(
         "--hidden-layers",
         dest="hidden_layers",
         type=_hidden_layers,
         default=_UNSET,
-        metavar="128,64",
+        metavar="N,N,...",
+        **_train_help("hidden_layers"),
     )
-    train.add_argument("--activation", default=_UNSET, help="relu (default), sigmoid or tanh")
-    train.add_argument("--epochs", type=int, default=_UNSET, help="default 30")
-    train.add_argument("--learning-rate", dest="learning_rate", type=float, default=_UNSET)
+    train.add_argument("--activation", default=_UNSET, **_train_help("activation"))
+    train.add_argument("--epochs", type=int, default=_UNSET, **_train_help("epochs"))
     train.add_argument(
-        "--batch-size", dest="batch_size", type=_batch_size, default=_UNSET, metavar="N|full"
+        "--learning-rate",
+        dest="learning_rate",
+        type=float,
+        default=_UNSET,
+        **_train_help("learning_rate"),
     )
-    train.add_argument("--momentum", type=float, default=_UNSET)
-    train.add_argument("--init", default=_UNSET, help="he (default), xavier or lesson")
-    train.add_argument("--seed", type=int, default=_UNSET)
-    train.add_argument("--noise", type=float, default=_UNSET, help="2-D datasets only")
+    train.add_argument(
+        "--batch-size",
+        dest="batch_size",
+        type=_batch_size,
+        default=_UNSET,
+        metavar="N|full",
+        **_train_help("batch_size"),
+    )
+    train.add_argument("--momentum", type=float, default=_UNSET, **_train_help("momentum"))
+    train.add_argument("--init", default=_UNSET, **_train_help("init"))
+    train.add_argument("--seed", type=int, default=_UNSET, **_train_help("seed"))
+    train.add_argument("--noise", type=float, default=_UNSET, **_train_help("noise"))
     train.add_argument("--json", action="store_true", help="print the full result as JSON")
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_upgrade = db_sub.add_parser("upgrade", help="apply migrations (the server does it too)")
-    db_upgrade.add_argument("revision", nargs="?", default="head")
+    db_upgrade.add_argument(
+        "revision", nargs="?", default="head", help="Alembic revision (default: head)"
+    )
     db_upgrade.set_defaults(func=cmd_db_upgrade)
     add_backup_commands(db_sub)
 
@@ -450,15 +573,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.set_defaults(func=cmd_worker)
 
-    user = sub.add_parser("user", help="manage accounts")
+    user = sub.add_parser(
+        "user",
+        help="manage accounts: create, list, set-role, set-password, delete, reset-link",
+        epilog=USER_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
     create = user_sub.add_parser("create", help="create a learner or an instructor")
-    create.add_argument("name")
-    create.add_argument("--role", choices=["learner", "instructor"], default="learner")
+    create.add_argument("name", help="3-32 letters, digits, dots, dashes or underscores")
+    create.add_argument(
+        "--role",
+        choices=["learner", "instructor"],
+        default="learner",
+        help="(default: learner)",
+    )
     create.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
     create.set_defaults(func=cmd_user_create)
+    add_user_admin(user_sub)
     return parser
 
 

@@ -104,8 +104,29 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         default="text", description="text: time level logger: message; json: one object a line"
     )
+    root_path: str = Field(
+        default="",
+        pattern=r"^(/[A-Za-z0-9._~-]+)*$",
+        description="The sub-path the site is served under behind a proxy, e.g. /backprop",
+    )
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/]+(/\S*)?$",
+        description="The site's address as learners reach it, for links the CLI prints",
+    )
+    #: Request counts and latencies for /metrics; off only to measure what they cost.
+    metrics_enabled: bool = True
+    metrics_token: str | None = Field(
+        default=None, description="When set, /metrics wants `Authorization: Bearer <token>`"
+    )
     templates_dir: Path = Field(default_factory=resources.templates_dir)
     static_dir: Path = Field(default_factory=resources.static_dir)
+
+    @field_validator("root_path", mode="before")
+    @classmethod
+    def _no_trailing_slash(cls, value: object) -> object:
+        """`/backprop/` and `/backprop` are one prefix; `/` alone is none."""
+        return value.strip().rstrip("/") if isinstance(value, str) else value
 
     def resolved_database_url(self) -> str:
         """The configured database URL, or a SQLite file in the data folder."""

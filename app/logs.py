@@ -110,7 +110,20 @@ class RequestLog:
             await self.app(scope, receive, send_status)
         finally:
             duration_ms = round((time.perf_counter() - started) * 1000, 2)
-            method, path = scope["method"], scope["path"]
+            method, path = scope["method"], _without_secrets(scope["path"])
             shown = path if path.isprintable() else path.encode("unicode_escape").decode("ascii")
             fields = {"method": method, "path": path, "status": status, "duration_ms": duration_ms}
             access_log.info("%s %s %d %.2f ms", method, shown, status, duration_ms, extra=fields)
+
+
+#: A reset link's token is a credential until used: the request line keeps only its start.
+_RESET = "/reset/"
+
+
+def _without_secrets(path: str) -> str:
+    """The path as logged: a password-reset token is cut to its first four characters."""
+    at = path.find(_RESET)
+    if at < 0:
+        return path
+    start = at + len(_RESET)
+    return path[: start + 4] + "…" if len(path) > start + 4 else path

@@ -2,30 +2,45 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
+from . import __version__
 from .accounts.api import router as accounts_api
 from .accounts.cache import TokenCache
 from .accounts.deps import user_of
 from .accounts.pages import pages as account_pages
 from .accounts.pages import user_context
+from .accounts.reset import pages as reset_pages
 from .config import Settings, get_settings, settings_problems
 from .content import load_course, log_problems
 from .content.cache import render_cache_dir
-from .db import Database, upgrade
+from .db import Database, current_revision, upgrade
+from .health import router as health_api
 from .lessons.routes import api as lessons_api
 from .lessons.routes import pages as lesson_pages
 from .logs import RequestLog, configure_logging
+from .metrics import (
+    CONTENT_ERRORS,
+    FLUSH_SECONDS,
+    LESSONS,
+    RequestMetrics,
+    multiprocess_mode,
+    process_exited,
+)
+from .metrics import router as metrics_api
+from .openapi import TAGS, operation_id, polish, under_root
 from .quizzes.routes import api as quizzes_api
 from .quizzes.routes import pages as quiz_pages
+from .root_path import RootPath, app_root, site_url
 from .training.backend import make_backend
 from .training.figures import RunStore, run_validator, runs_cache_dir
 from .training.routes import api as training_api
@@ -66,21 +81,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # the schema is brought to Alembic head before serving: a fresh machine needs no extra command
     db = Database.open(settings.resolved_database_url())
     upgrade(db.engine)
+    LESSONS.set(len(course.lessons))
+    CONTENT_ERRORS.set(skipped)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        """On shutdown: stop the training backend (processes or connections) and the database."""
+        """On shutdown: stop the training backend (processes or connections) and the database.
+
+        With several workers, each flushes its request counts to the shared metrics files
+        every second meanwhile, and once more on its way out.
+        """
+        flushing = None
+        if settings.metrics_enabled and multiprocess_mode():
+            flushing = asyncio.ensure_future(_flush_request_metrics(app))
         yield
+        if flushing is not None:
+            flushing.cancel()
+        counted = getattr(app.state, "request_metrics", None)
+        if counted is not None:
+            counted.flush()
         await app.state.training.aclose()
         db.close()
+        process_exited()
 
     app = FastAPI(
         title="Backprop",
         summary="Lessons, server-graded quizzes and a live NumPy training service.",
-        version="0.1.0",
+        version=__version__,
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,  # served below, with the root path in it
         lifespan=lifespan,
+        openapi_tags=TAGS,
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.course = course
@@ -95,28 +128,36 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.db = db
     #: where /train's runs train: this server's processes, or the queue (TRAINING_BACKEND)
     app.state.training = make_backend(settings)
+    #: what /readyz expects the database to be at
+    app.state.schema_revision = current_revision(db.engine)
     app.state.secret = secret
 
     # Wrapped around the whole stack rather than added with add_middleware, which would put it
     # inside Starlette's ServerErrorMiddleware: a 500 then went out without these headers (and
-    # unlogged by RequestLog, outermost so it times everything).
+    # unlogged by RequestLog and uncounted by RequestMetrics, which time everything inside).
     build_stack = app.build_middleware_stack
-    app.build_middleware_stack = lambda: RequestLog(  # type: ignore[method-assign]
-        SecurityMiddleware(
+
+    def middleware_stack() -> Any:
+        stack = SecurityMiddleware(
             build_stack(),
             secret=secret,
             max_body_bytes=settings.max_body_bytes,
             hsts_seconds=settings.hsts_seconds,
         )
-    )
+        if settings.metrics_enabled:
+            stack = app.state.request_metrics = RequestMetrics(stack)
+        stack = RequestLog(stack)
+        # outermost: everything inside sees the full path and the prefix (app/root_path.py)
+        return RootPath(stack, settings.root_path) if settings.root_path else stack
+
+    app.build_middleware_stack = middleware_stack  # type: ignore[method-assign]
     app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")
     install_error_handlers(app)
 
-    @app.get("/healthz", tags=["meta"], summary="Liveness probe")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    for router in (
+    # Routes match in order: the probes (cheap, polled often), then the busiest pages.
+    add_routes(
+        app,
+        health_api,
         lesson_pages,
         lessons_api,
         quizzes_api,
@@ -125,37 +166,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         training_pages,
         accounts_api,
         account_pages,
-    ):
-        # The routers' routes are complete when declared (prefix, tags, responses), so they go
-        # straight into the app's own table: `app.routes` lists every route, and FastAPI's
-        # include_router would keep each router as a nested branch matched on every request.
-        app.router.routes.extend(router.routes)
+        reset_pages,
+        metrics_api,
+    )
 
     def openapi() -> dict[str, Any]:
-        """FastAPI's schema (built once, kept by FastAPI), with the 422 body our validation
-        handler really sends; the patch is idempotent."""
-        schema = FastAPI.openapi(app)
-        schemas = schema.get("components", {}).get("schemas", {})
-        if "HTTPValidationError" in schemas:
-            schemas["HTTPValidationError"] = {
-                "title": "HTTPValidationError",
-                "type": "object",
-                "required": ["detail"],
-                "properties": {
-                    "detail": {"type": "string", "title": "Detail"},
-                    "errors": {
-                        "type": "array",
-                        "items": {"$ref": "#/components/schemas/ValidationError"},
-                    },
-                },
-            }
-        return schema
+        """FastAPI's schema (built once, kept by FastAPI), polished (app/openapi.py)."""
+        return polish(FastAPI.openapi(app))
 
     app.openapi = openapi  # type: ignore[method-assign]
 
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi_json(request: Request) -> JSONResponse:
+        return JSONResponse(under_root(app.openapi(), app_root(request.scope)))
+
     @app.get("/favicon.ico", include_in_schema=False)
-    async def favicon() -> RedirectResponse:
-        return RedirectResponse("/static/favicon.svg", status_code=301)
+    async def favicon(request: Request) -> RedirectResponse:
+        return RedirectResponse(site_url(request.scope, "/static/favicon.svg"), status_code=301)
 
     @app.get("/docs", include_in_schema=False)
     async def docs(request: Request) -> HTMLResponse:
@@ -163,6 +190,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return render(request, "docs.html")
 
     return app
+
+
+async def _flush_request_metrics(app: FastAPI) -> None:
+    """Flush the app's request counts every FLUSH_SECONDS (the stack is built on first use)."""
+    while True:
+        await asyncio.sleep(FLUSH_SECONDS)
+        counted = getattr(app.state, "request_metrics", None)
+        if counted is not None:
+            counted.flush()
+
+
+def add_routes(app: FastAPI, *routers: APIRouter) -> None:
+    """Add the routers' routes to the app's own table, in order: one flat list to match.
+
+    `include_router` keeps each router as a branch that FastAPI matches anew on every request;
+    the routes these routers hold are complete already (prefix, tags and responses applied when
+    they were declared), so one table is all the matching needs.
+    """
+    for router in routers:
+        app.router.routes.extend(router.routes)
 
 
 def __getattr__(name: str) -> Any:

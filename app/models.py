@@ -244,6 +244,19 @@ class GuestAttempts(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
+class PasswordReset(Base):
+    """A one-time link to set a new password (`backprop user reset-link`); stored as its
+    SHA-256, deleted when used, dead after `expires_at`."""
+
+    __tablename__ = "password_resets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 # --- training runs on the queue (TRAINING_BACKEND=queue) --------------------------------------
 
 

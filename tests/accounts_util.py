@@ -75,3 +75,17 @@ def tampered(value: str, at: int = -1) -> str:
     changed = "".join(chars)
     assert changed != value and len(changed) == len(value), (value, changed)
     return changed
+
+
+def all_attempts(client, headers: dict[str, str] | None = None, **params) -> list[dict]:
+    """Every attempt `GET /api/me/attempts` lists, following `next_cursor` page by page."""
+    found, query = [], {"limit": 100, **params}
+    for _ in range(1000):
+        page = client.get("/api/me/attempts", params=query, headers=headers)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        found += body["attempts"]
+        if body["next_cursor"] is None:
+            return found
+        query["cursor"] = body["next_cursor"]
+    raise AssertionError("more than 1000 pages of attempts")

@@ -11,7 +11,16 @@ from fastapi.testclient import TestClient
 from app.accounts import service
 from app.models import ApiToken, WebSession, utcnow
 
-from .accounts_util import PASSWORD, bearer, browser_login, csrf, learner, register, token
+from .accounts_util import (
+    PASSWORD,
+    all_attempts,
+    bearer,
+    browser_login,
+    csrf,
+    learner,
+    register,
+    token,
+)
 
 
 def test_register_then_token_then_me(client):
@@ -252,7 +261,7 @@ def test_delete_me_removes_everything_of_mine_and_nothing_else(client):
         assert count("users") == 1 and count("api_tokens") == 1
         assert count("quiz_attempts") == 1 and count("attempt_answers") == 5
         assert count("lesson_progress") == 1
-    assert client.get("/api/me/attempts", headers=bob).json()[0]["lesson_id"] == SEED
+    assert all_attempts(client, bob)[0]["lesson_id"] == SEED
     assert client.post("/api/auth/token", data={"username": "ada", "password": PASSWORD}
                        ).status_code == 401  # fmt: skip
     register(client, "ada")  # the name is free again

@@ -12,9 +12,11 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from app.db import (
     Database,
+    alembic_config,
     begin_write,
     commit,
     current_revision,
@@ -26,17 +28,18 @@ from app.db import (
 from app.models import Base
 
 ROOT = Path(__file__).resolve().parent.parent
-#: the newest revision: the training queue (0005) after question types (0003)
-HEAD = "0005"
 TABLES = {
     "users", "sessions", "api_tokens", "login_failures", "quiz_attempts", "attempt_answers",
     "lesson_progress", "sign_ups", "guest_attempts", "training_runs", "training_epochs",
+    "password_resets",
 }  # fmt: skip
 #: procrastinate's own tables, applied on PostgreSQL only (the training queue needs it)
 QUEUE_TABLES = {
     "procrastinate_jobs", "procrastinate_events", "procrastinate_periodic_defers",
     "procrastinate_workers",
 }  # fmt: skip
+#: The newest revision in alembic/versions (one head: the migrations form a single line).
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ def test_a_nul_in_a_login_username_is_a_wrong_login_not_a_server_error(client):
 def test_a_nul_in_the_attempts_lesson_filter_finds_no_attempts(client):
     headers = learner(client, "linus")
     response = client.get("/api/me/attempts", params={"lesson_id": "\x00"}, headers=headers)
-    assert (response.status_code, response.json()) == (200, [])
+    assert (response.status_code, response.json()) == (200, {"attempts": [], "next_cursor": None})
 
 
 def test_a_json_body_that_is_not_utf8_is_a_documented_400(client):

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from ..config import Settings
 from ..content.loader import ID_PATTERN
 from ..models import User
+from ..openapi import operation_id
 from ..web.clients import client_address
 from ..web.deps import CourseDep, LessonDep, SessionDep, SettingsDep
 from ..web.schemas import INVALID, UNPARSABLE_BODY, ErrorBody
@@ -20,6 +21,7 @@ from . import progress as progress_service
 from . import stats as stats_service
 from .cookies import clear_session_cookie
 from .deps import CurrentUser, InstructorUser, Principal, bearer_token, oauth2_scheme
+from .pagination import DEFAULT_LIMIT, MAX_LIMIT, AttemptPage, decode_cursor, encode_cursor
 from .schemas import (
     BUSY,
     FORBIDDEN,
@@ -42,7 +44,7 @@ from .schemas import (
     UserOut,
 )
 
-router = APIRouter(prefix="/api", tags=["accounts"])
+router = APIRouter(prefix="/api", tags=["accounts"], generate_unique_id_function=operation_id)
 
 MAX_ID = 2**31 - 1  # an INTEGER on PostgreSQL; larger ids cannot exist
 
@@ -289,21 +291,36 @@ def my_progress(user: CurrentUser, session: SessionDep, course: CourseDep) -> di
 
 @router.get(
     "/me/attempts",
-    response_model=list[StoredAttemptOut],
+    response_model=AttemptPage,
     responses={**UNAUTHORIZED, **INVALID},
-    summary="My quiz attempts, newest first",
+    summary="My quiz attempts, newest first, a page at a time",
 )
 def my_attempts(
     user: CurrentUser,
     session: SessionDep,
     course: CourseDep,
     lesson_id: Annotated[str | None, Query(max_length=100)] = None,
-) -> list[dict]:
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None, Query(max_length=64, description="`next_cursor` of the previous page")
+    ] = None,
+) -> dict:
+    """Up to `limit` attempts; `next_cursor` fetches the next, older page (null: no more)."""
+    before_id = decode_cursor(cursor) if cursor is not None else None
     if lesson_id is not None and not ID_PATTERN.fullmatch(lesson_id):
-        return []  # no lesson can have that id (and PostgreSQL refuses NUL in text)
-    attempts = progress_service.list_attempts(session, user_id=user.id, lesson_id=lesson_id)
+        # no lesson can have that id (and PostgreSQL refuses NUL in text)
+        return {"attempts": [], "next_cursor": None}
+    attempts = progress_service.list_attempts(
+        session, user_id=user.id, lesson_id=lesson_id, limit=limit + 1, before_id=before_id
+    )
     hidden = progress_service.hidden_answer_lessons(session, user_id=user.id, course=course)
-    return [service.attempt_dict(a, hide_answers=a.lesson_id in hidden) for a in attempts]
+    more = len(attempts) > limit
+    return {
+        "attempts": [
+            service.attempt_dict(a, hide_answers=a.lesson_id in hidden) for a in attempts[:limit]
+        ],
+        "next_cursor": encode_cursor(attempts[limit - 1].id) if more else None,
+    }
 
 
 @router.get(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from fastapi import Request, Response
 
+from ..root_path import app_root
 from .deps import SESSION_COOKIE
 
 
 def _flags(request: Request) -> dict:
     # HttpOnly: no script reads it; Lax: not sent on cross-site posts; Secure over https.
     return {
-        "path": "/",
+        "path": app_root(request.scope) + "/",  # only this site's pages, under ROOT_PATH
         "httponly": True,
         "samesite": "lax",
         "secure": request.url.scheme == "https",

@@ -12,6 +12,7 @@ from fastapi.security import OAuth2PasswordBearer
 
 from ..db import Database
 from ..models import User
+from ..root_path import route_path
 from ..web.security import SESSION_COOKIE, csrf_ok, raw_header, read_cookie
 from .cache import TokenCache
 from .service import token_owner, user_for_session
@@ -96,7 +97,8 @@ async def user_of(request: Request) -> Principal | None:
 
 
 def _unsafe_api_call(request: Request) -> bool:
-    return request.method not in ("GET", "HEAD", "OPTIONS") and request.url.path.startswith("/api/")
+    path = route_path(request.scope)
+    return request.method not in ("GET", "HEAD", "OPTIONS") and path.startswith("/api/")
 
 
 async def get_optional_user(

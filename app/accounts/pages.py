@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ..content import Course, Lesson
 from ..models import User
+from ..root_path import route_path, site_url
 from ..web.clients import client_address
 from ..web.deps import CourseDep, LessonDep, SessionDep, SettingsDep
 from ..web.security import SESSION_COOKIE, csrf_ok
@@ -40,7 +41,7 @@ def user_context(request: Request) -> dict[str, Any]:
 
 
 def safe_next(target: str | None) -> str:
-    """Only same-site paths: never `//evil.example` or `https://...` (no open redirect)."""
+    """Only paths within the site (ROOT_PATH left out): never `//evil.example` or `https://`."""
     if target and target.startswith("/") and not target.startswith(("//", "/\\")):
         return target
     return "/"
@@ -51,8 +52,14 @@ def require_csrf(request: Request, token: str) -> None:
         raise HTTPException(403, "the form expired or came from another site; reload and retry")
 
 
-def login_redirect(request: Request) -> RedirectResponse:
-    return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+def redirect_to(request: Request, path: str) -> RedirectResponse:
+    """A 303 to `path` within the site (under ROOT_PATH when there is one)."""
+    return RedirectResponse(site_url(request.scope, path), status_code=303)
+
+
+def login_redirect(request: Request, path: str | None = None) -> RedirectResponse:
+    """To the login page, coming back to `path` (default: this page) once signed in."""
+    return redirect_to(request, f"/login?next={quote(path or route_path(request.scope))}")
 
 
 # --- progress shown on the course index and lesson pages -------------------------------------
@@ -178,7 +185,7 @@ def _signed_in(request: Request, session, user: User, days: int, target: str) ->
         replace_token=old,
         user_agent=request.headers.get("user-agent"),
     )
-    response = RedirectResponse(target, status_code=303)
+    response = redirect_to(request, target)
     set_session_cookie(request, response, token, days)
     return response
 
@@ -189,7 +196,7 @@ def logout_submit(request: Request, session: SessionDep, csrf_token: Field = "")
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         service.delete_session(session, token=cookie)
-    response = RedirectResponse("/", status_code=303)
+    response = redirect_to(request, "/")
     clear_session_cookie(request, response)
     return response
 
@@ -247,7 +254,7 @@ def delete_me_submit(
     check_password(session, request, settings, user, password[: service.PASSWORD_MAX + 1])
     service.delete_user(session, user_id=user.id)
     request.app.state.token_cache.discard_user(user.id)
-    response = RedirectResponse("/", status_code=303)
+    response = redirect_to(request, "/")
     clear_session_cookie(request, response)
     return response
 
@@ -276,7 +283,7 @@ def password_submit(
     except limits.HashingBusy:
         raise hashing_busy() from None
     request.app.state.token_cache.discard_user(user.id)
-    return RedirectResponse("/me?changed=password#sessions-title", status_code=303)
+    return redirect_to(request, "/me?changed=password#sessions-title")
 
 
 @pages.post("/me/sessions/{credential_id}/end")
@@ -292,7 +299,7 @@ def end_session_submit(
     elif not service.revoke_credential(session, user_id=user.id, credential_id=credential_id):
         raise HTTPException(404, "no such session (it may have ended already)")
     request.app.state.token_cache.discard_user(user.id)
-    return RedirectResponse("/me#sessions-title", status_code=303)
+    return redirect_to(request, "/me#sessions-title")
 
 
 @pages.post("/lessons/{lesson_id}/complete")
@@ -305,14 +312,14 @@ def complete_submit(
 ) -> Response:
     require_csrf(request, csrf_token)
     if user is None:
-        return RedirectResponse(f"/login?next={quote(lesson.url)}", status_code=303)
+        return login_redirect(request, lesson.url)
     try:
         progress_service.mark_completed(session, user_id=user.id, lesson=lesson)
     except progress_service.QuizLesson:
         raise HTTPException(409, "this lesson has a quiz: pass it to complete the lesson") from None
     except progress_service.NoSuchUser:
-        return RedirectResponse(f"/login?next={quote(lesson.url)}", status_code=303)
-    return RedirectResponse(lesson.url, status_code=303)
+        return login_redirect(request, lesson.url)
+    return redirect_to(request, lesson.url)
 
 
 @pages.get("/instructor", response_class=HTMLResponse)

@@ -291,12 +291,19 @@ def hidden_answer_lessons(session: Session, *, user_id: int, course: Course) -> 
 
 
 def list_attempts(
-    session: Session, *, user_id: int, lesson_id: str | None = None, limit: int = 500
+    session: Session,
+    *,
+    user_id: int,
+    lesson_id: str | None = None,
+    limit: int = 500,
+    before_id: int | None = None,
 ) -> Sequence[QuizAttempt]:
-    """The learner's attempts, newest first, with their answers."""
+    """The learner's attempts, newest first, with their answers (only ids below `before_id`)."""
     query = select(QuizAttempt).where(QuizAttempt.user_id == user_id)
     if lesson_id is not None:
         query = query.where(QuizAttempt.lesson_id == lesson_id)
+    if before_id is not None:
+        query = query.where(QuizAttempt.id < before_id)
     query = query.options(selectinload(QuizAttempt.answers))
     return session.scalars(query.order_by(QuizAttempt.id.desc()).limit(limit)).all()
 

@@ -8,8 +8,10 @@ from fastapi.responses import HTMLResponse
 
 from ..accounts.pages import course_progress_context, open_lesson
 from ..content import Lesson, TocEntry
+from ..openapi import operation_id
 from ..quizzes.deps import LearnerDep
 from ..quizzes.service import attempts_left, pass_percent_for, present
+from ..root_path import app_root
 from ..training.query import playground_query
 from ..training.runner import DEFAULTS
 from ..web.deps import CourseDep, LessonDep, SettingsDep
@@ -18,7 +20,7 @@ from ..web.templates import render
 from .claims import fill_claims
 from .schemas import LessonDetail, LessonSummary
 
-api = APIRouter(prefix="/api/lessons", tags=["lessons"])
+api = APIRouter(prefix="/api/lessons", tags=["lessons"], generate_unique_id_function=operation_id)
 pages = APIRouter(include_in_schema=False)
 
 NOT_FOUND = {404: {"model": ErrorBody, "description": "No lesson with that id"}}
@@ -41,14 +43,15 @@ async def rendered_body(request: Request, lesson: Lesson) -> tuple[str, tuple[To
 
 
 @api.get("", response_model=list[LessonSummary], summary="Every served lesson, in course order")
-async def list_lessons(course: CourseDep) -> list[LessonSummary]:
-    return [LessonSummary.of(lesson) for lesson in course.lessons]
+async def list_lessons(request: Request, course: CourseDep) -> list[LessonSummary]:
+    root = app_root(request.scope)
+    return [LessonSummary.of(lesson, root) for lesson in course.lessons]
 
 
 @api.get("/{lesson_id}", response_model=LessonDetail, responses=NOT_FOUND, summary="One lesson")
 async def get_lesson(request: Request, lesson: LessonDep) -> LessonDetail:
     html, _ = await rendered_body(request, lesson)
-    return LessonDetail.of(lesson, html=html)
+    return LessonDetail.of(lesson, app_root(request.scope), html=html)
 
 
 @pages.get("/", response_class=HTMLResponse)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ..content import Lesson
 
@@ -22,10 +22,10 @@ class LessonSummary(BaseModel):
     duration_minutes: int
     next_lesson_id: str | None
     question_count: int
-    url: str
+    url: str = Field(description="The lesson's page, under ROOT_PATH when there is one")
 
     @classmethod
-    def of(cls, lesson: Lesson) -> LessonSummary:
+    def of(cls, lesson: Lesson, root: str = "") -> LessonSummary:
         return cls(
             id=lesson.id,
             title=lesson.title,
@@ -35,7 +35,7 @@ class LessonSummary(BaseModel):
             duration_minutes=lesson.duration_minutes,
             next_lesson_id=lesson.next_lesson_id,
             question_count=lesson.question_count,
-            url=lesson.url,
+            url=root + lesson.url,
         )
 
 
@@ -44,10 +44,10 @@ class LessonDetail(LessonSummary):
     toc: list[TocItem]
 
     @classmethod
-    def of(cls, lesson: Lesson, html: str | None = None) -> LessonDetail:
+    def of(cls, lesson: Lesson, root: str = "", html: str | None = None) -> LessonDetail:
         """The lesson with its body HTML (`html`: the body with its claims' boxes filled in)."""
         return cls(
-            **LessonSummary.of(lesson).model_dump(),
+            **LessonSummary.of(lesson, root).model_dump(),
             html=lesson.html if html is None else html,
             toc=[TocItem(level=t.level, id=t.id, title=t.title) for t in lesson.toc],
         )

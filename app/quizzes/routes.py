@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 
 from ..accounts.progress import AttemptsUsed, NoSuchUser, record_attempt, record_guest_attempt
 from ..content import Lesson, Quiz
+from ..metrics import QUIZ_ATTEMPTS
+from ..openapi import operation_id
 from ..web.deps import LessonDep, SessionDep, SettingsDep
 from ..web.schemas import TOO_LARGE, UNPARSABLE_BODY, ErrorBody
 from ..web.security import CSRF_FIELD, csrf_ok
@@ -22,7 +24,7 @@ from .charts import accuracy_chart, loss_chart
 from .deps import LearnerDep, guest_id, tracks_guests
 from .grading import AnswerError, AnswerIds, Grade
 from .runs import runs_for
-from .schemas import AttemptIn, AttemptOut, OptionOut, QuestionOut, QuizOut
+from .schemas import AttemptIn, GradedAttempt, OptionOut, QuestionOut, QuizOut
 from .service import (
     Learner,
     answer_ids,
@@ -37,7 +39,7 @@ from .service import (
 
 log = logging.getLogger("backprop")
 
-api = APIRouter(prefix="/api/lessons", tags=["quizzes"])
+api = APIRouter(prefix="/api/lessons", tags=["quizzes"], generate_unique_id_function=operation_id)
 pages = APIRouter(include_in_schema=False)
 
 MAX_FORM_FIELDS = 500
@@ -85,6 +87,8 @@ def stored(
         # transaction back, so the learner is told so and can simply submit again
         log.exception("storing a quiz attempt failed")
         raise HTTPException(503, NOT_STORED) from None
+    if attempt_id is not None:
+        QUIZ_ATTEMPTS.inc()
     after = Learner(learner.key, learner.round, learner.user_id, attempts, passed)
     return attempt_id, after
 
@@ -162,7 +166,7 @@ async def submit(
 
 @api.post(
     "/{lesson_id}/quiz/attempts",
-    response_model=AttemptOut,
+    response_model=GradedAttempt,
     summary="Grade answers to a lesson's quiz",
     responses={
         **UNAUTHORIZED,
@@ -181,13 +185,13 @@ async def submit_attempt(
     learner: LearnerDep,
     session: SessionDep,
     settings: SettingsDep,
-) -> AttemptOut:
+) -> GradedAttempt:
     """Graded for everyone, stored for a learner; ids as this learner's GET .../quiz shows them."""
     result, attempt_id, after, reveal, runs, ids = await submit(
         request, lesson, body.answers, learner, session, settings
     )
     assert lesson.quiz is not None
-    return AttemptOut.of(
+    return GradedAttempt.of(
         result,
         attempt_id=attempt_id,
         ids=ids,

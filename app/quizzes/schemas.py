@@ -100,7 +100,7 @@ class ResultOut(BaseModel):
     run: RunOut | None = Field(description="Predict-then-run: the real run, when shown")
 
 
-class AttemptOut(BaseModel):
+class GradedAttempt(BaseModel):
     lesson_id: str
     score: int
     total: int
@@ -121,7 +121,7 @@ class AttemptOut(BaseModel):
         reveal: bool = True,
         runs: dict[str, dict[str, Any]] | None = None,
         attempts_left: int | None = None,
-    ) -> AttemptOut:
+    ) -> GradedAttempt:
         runs = runs or {}
         return cls(
             lesson_id=grade.lesson_id,

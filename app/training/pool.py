@@ -142,14 +142,26 @@ class _Worker:
 class TrainingPool:
     """Up to `size` worker processes (started on demand), a waiting line of `queue` requests."""
 
-    def __init__(self, size: int = 0, queue: int = 2) -> None:
+    def __init__(
+        self,
+        size: int = 0,
+        queue: int = 2,
+        on_change: Callable[[int, int], None] | None = None,
+    ) -> None:
         self.size = size or os.cpu_count() or 1
         self.queue = queue
         self._slots = asyncio.Semaphore(self.size)
         self._idle: list[_Worker] = []
         self._all: set[_Worker] = set()
         self._admitted = 0
+        self._running = 0
         self._tasks: set[asyncio.Task] = set()
+        #: told (waiting, running) whenever either changes: the metrics' gauges
+        self._on_change = on_change
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            self._on_change(self._admitted - self._running, self._running)
 
     def has_room(self) -> bool:
         """Whether a run asked for now would be admitted (training or waiting)."""
@@ -177,6 +189,8 @@ class TrainingPool:
                 self._discard(worker)
         self._slots.release()
         self._admitted -= 1
+        self._running -= 1
+        self._changed()
         if on_release is not None:
             on_release()
 
@@ -208,13 +222,17 @@ class TrainingPool:
         if not self.has_room():
             raise Busy()
         self._admitted += 1
+        self._changed()
         try:
             await self._slots.acquire()
         except BaseException:
             self._admitted -= 1
+            self._changed()
             if on_release is not None:
                 on_release()
             raise
+        self._running += 1
+        self._changed()
         worker: _Worker | None = None
         finished = False
         try:
@@ -256,6 +274,13 @@ class TrainingPool:
                 if message[0] == "result":
                     return message[1]
         raise WorkerFailed("the training process sent no result")
+
+    def ready(self) -> None:
+        """Make sure a worker process is up, starting one if none is (OSError if none can)."""
+        if not any(worker.alive() for worker in self._all):
+            worker = _Worker()
+            self._all.add(worker)
+            self._idle.append(worker)
 
     def close(self) -> None:
         """Stop every worker process (on app shutdown)."""

@@ -15,6 +15,8 @@ from starlette.types import Receive, Scope, Send
 
 from ..accounts.deps import user_of
 from ..config import Settings
+from ..metrics import TRAINING_ADMITTED, TRAINING_DIVERGED, TRAINING_REFUSED
+from ..openapi import operation_id
 from ..web.clients import client_address
 from ..web.schemas import UNPARSABLE_BODY
 from ..web.security import VISITOR_COOKIE, read_cookie, visitor_id
@@ -33,7 +35,7 @@ from .quota import QuotaExceeded, Ticket, TrainingQuota
 from .runner import estimate_work, full_config
 from .schemas import TrainRequest, TrainResult
 
-api = APIRouter(tags=["training"])
+api = APIRouter(tags=["training"], generate_unique_id_function=operation_id)
 pages = APIRouter(include_in_schema=False)
 
 #: Seconds a client turned away is asked to wait; most runs here finish well within it.
@@ -41,7 +43,25 @@ RETRY_AFTER = 5
 #: Decision-boundary snapshots streamed over one run of a 2-D set.
 BOUNDARY_FRAMES = 40
 
+#: The stream a client gets with `Accept: text/event-stream`, as OpenAPI 3.1 can say it.
+EVENT_STREAM = {
+    "schema": {
+        "type": "string",
+        "description": "Server-Sent Events, in this order: one `epoch` event per epoch (data: "
+        "a HistoryRow), a `boundary` event every few epochs on 2-D sets (data: `epoch` and a "
+        "DecisionBoundary), then one `result` (data: the TrainResult a JSON client gets). "
+        "If the run cannot finish, an `error` event (data: `detail` and `status`) ends it.",
+    },
+    "example": 'event: epoch\r\ndata: {"epoch":1,"loss":0.62,"train_accuracy":0.71,'
+    '"test_accuracy":0.69}\r\n\r\nevent: result\r\ndata: {"run_id":"...","status":'
+    '"completed",...}\r\n\r\n',
+}
+
 ERRORS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The finished run as JSON, or its epochs as they train (event stream)",
+        "content": {"text/event-stream": EVENT_STREAM},
+    },
     **UNPARSABLE_BODY,
     415: {"description": "The body is not `application/json`"},
     422: {"description": "A field out of bounds (named in `detail`), or too much work"},
@@ -120,6 +140,7 @@ TRAINING_ERROR = "training failed; it has been logged"
 
 
 def _busy() -> JSONResponse:
+    TRAINING_REFUSED.inc()
     return JSONResponse(
         {"detail": "every training process is busy; try again in a few seconds"},
         status_code=429,
@@ -148,6 +169,11 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
+def _count_outcome(result: dict[str, Any]) -> None:
+    if result.get("status") == "diverged":
+        TRAINING_DIVERGED.inc()
+
+
 async def _events(
     messages: AsyncIterator[tuple], ticket: Ticket | None = None, ids: bool = False
 ) -> AsyncIterator[ServerSentEvent]:
@@ -166,10 +192,13 @@ async def _events(
                         frame = {"epoch": row["epoch"], **boundary}
                         yield ServerSentEvent(data=_dumps(frame), event="boundary", id=key)
                 else:  # "result", or "queued" while a queued run waits for a worker
+                    if kind == "result":
+                        _count_outcome(payload[0])
                     yield ServerSentEvent(data=_dumps(payload[0]), event=kind)
     except Busy:  # lost a race for the last place between the check and the stream's start
         if ticket is not None:
             ticket.cancel()
+        TRAINING_REFUSED.inc()
         yield ServerSentEvent(data=_dumps({"detail": "busy", "status": 429}), event="error")
     except UnknownRun:  # deleted (TRAIN_KEEP_HOURS) while being read
         yield ServerSentEvent(data=_dumps({"detail": NO_RUN, "status": 404}), event="error")
@@ -193,9 +222,7 @@ async def _run(backend: TrainingBackend, config: dict[str, Any], ticket: Ticket)
     dependencies=[Depends(require_json)],
     summary="Train the lesson's network (JSON, or SSE with Accept: text/event-stream)",
 )
-async def train_route(
-    request: Request, body: Annotated[TrainRequest | None, Body()] = None
-) -> Response:
+async def train(request: Request, body: Annotated[TrainRequest | None, Body()] = None) -> Response:
     """Train a network and return its history, or stream each epoch as an `epoch` event and the
     response body as a final `result` event. A run whose loss stops being finite ends `diverged`.
     """
@@ -224,6 +251,7 @@ async def train_route(
         ticket.cancel()
         detail, status = _failure(exc)
         return JSONResponse({"detail": detail}, status_code=status)
+    TRAINING_ADMITTED.inc()
     if "text/event-stream" in request.headers.get("accept", ""):
         every = max(1, config["epochs"] // BOUNDARY_FRAMES)
         messages = backend.stream(config, boundary_every=every, on_release=ticket.release)
@@ -247,7 +275,7 @@ async def train_route(
     if not run.done() or run.cancelled():  # cancel() only asks; the task may not have ended yet
         return Response(status_code=499)
     try:
-        return JSONResponse(run.result())
+        result = run.result()
     except Busy:
         ticket.cancel()
         return _busy()
@@ -256,6 +284,8 @@ async def train_route(
     except WorkerFailed as exc:  # logged by the backend; the run can simply be tried again
         detail, status = _failure(exc)
         return JSONResponse({"detail": detail}, status_code=status)
+    _count_outcome(result)
+    return JSONResponse(result)
 
 
 RUN_ERRORS: dict[int | str, dict[str, Any]] = {

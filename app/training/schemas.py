@@ -16,7 +16,16 @@ Units = Annotated[int, Field(ge=1, le=1024)]
 class TrainRequest(BaseModel):
     """What to train; every field is optional and defaults to the lesson's network on digits."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="forbid",
+        allow_inf_nan=False,
+        json_schema_extra={
+            "examples": [
+                {"dataset": "digits", "hidden_layers": [128, 64], "epochs": 30},
+                {"dataset": "moons", "hidden_layers": [16, 16], "epochs": 60, "batch_size": 32},
+            ]
+        },
+    )
 
     dataset: DatasetName = Field(
         default="digits", description="8x8 handwritten digits, or a 2-D toy set"
@@ -24,17 +33,21 @@ class TrainRequest(BaseModel):
     hidden_layers: list[Units] = Field(
         default=[128, 64], min_length=1, max_length=8, description="1-8 layers of 1-1024 units"
     )
-    activation: Literal["relu", "sigmoid", "tanh"] = "relu"
-    epochs: int = Field(default=30, ge=1, le=1000)
-    learning_rate: float = Field(default=0.1, gt=0, le=100)
+    activation: Literal["relu", "sigmoid", "tanh"] = Field(
+        default="relu", description="the hidden layers' activation"
+    )
+    epochs: int = Field(default=30, ge=1, le=1000, description="passes over the training set")
+    learning_rate: float = Field(default=0.1, gt=0, le=100, description="the SGD step size")
     batch_size: int | None = Field(
         default=64, ge=1, le=1_000_000, description="null: full-batch gradient descent"
     )
-    momentum: float = Field(default=0.0, ge=0, lt=1)
+    momentum: float = Field(default=0.0, ge=0, lt=1, description="0: plain SGD")
     init: Literal["he", "xavier", "lesson"] = Field(
-        default="he", description="lesson: the lesson's randn * 0.01"
+        default="he", description="weight initialisation; lesson: the lesson's randn * 0.01"
     )
-    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    seed: int = Field(
+        default=0, ge=0, le=2**32 - 1, description="the same seed trains the same network"
+    )
     noise: float | None = Field(
         default=None, ge=0, le=1, description="2-D sets only; default depends on the set"
     )

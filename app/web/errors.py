@@ -10,19 +10,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..root_path import route_path
 from .templates import render
 
 log = logging.getLogger("backprop")
 
 #: Paths answered in JSON even for errors; everything else is a page for people.
-JSON_PREFIXES = ("/api/", "/train", "/healthz", "/openapi.json")
+JSON_PREFIXES = ("/api/", "/train", "/healthz", "/readyz", "/metrics", "/openapi.json")
 
 
 def wants_json(request: Request) -> bool:
-    path = request.url.path
-    return path.startswith(JSON_PREFIXES) or request.headers.get("accept", "").startswith(
-        "application/json"
-    )
+    return route_path(request.scope).startswith(JSON_PREFIXES) or request.headers.get(
+        "accept", ""
+    ).startswith("application/json")
 
 
 _TITLES = {

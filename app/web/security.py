@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..hashing import keyed_hasher
+from ..root_path import app_root, route_path
 
 VISITOR_COOKIE = "bp_visitor"
 SESSION_COOKIE = "bp_session"
@@ -36,7 +37,7 @@ HEADERS = [
 #: Credentials and a learner's own data: never stored by a browser or a shared cache (RFC 6749
 #: section 5.1 asks it of the token endpoint). Responses made for one user or one visitor are
 #: added per request (see SecurityMiddleware).
-PRIVATE_PATHS = ("/api/auth/token", "/api/me", "/me")
+PRIVATE_PATHS = ("/api/auth/token", "/api/me", "/me", "/reset")
 #: The Cache-Control of every response above: `private` for caches that ignore `no-store`.
 NO_STORE = b"private, no-store"
 
@@ -195,7 +196,7 @@ class SecurityMiddleware:
 
         state = VisitorState(scope.get("state") or {}, scope=scope, secret=self.secret)
         scope["state"] = state
-        private = is_private_path(scope["path"])
+        private = is_private_path(route_path(scope))
 
         received = 0
 
@@ -220,7 +221,8 @@ class SecurityMiddleware:
                     headers = [(k, v) for k, v in headers if k != b"cache-control"]
                     headers.append((b"cache-control", NO_STORE))
                 if state.new_cookie:
-                    cookie = f"{VISITOR_COOKIE}={state.new_cookie}; Path=/; Max-Age=31536000; "
+                    cookie = f"{VISITOR_COOKIE}={state.new_cookie}; Path={app_root(scope)}/; "
+                    cookie += "Max-Age=31536000; "
                     cookie += "HttpOnly; "
                     cookie += "SameSite=Lax" + ("; Secure" if secure else "")
                     headers.append((b"set-cookie", cookie.encode()))

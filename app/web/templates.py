@@ -10,6 +10,8 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
+from ..root_path import app_root
+
 
 def asset_version(static_dir: Path) -> str:
     """A short hash of the static files, appended to their URLs so browsers never run stale JS."""
@@ -52,7 +54,11 @@ class _CsrfToken:
 def render_string(request: Request, name: str, context: dict[str, Any] | None = None) -> str:
     """A template rendered with the request's context (CSRF token, context processors)."""
     env: jinja2.Environment = request.app.state.templates
-    values = {"request": request, "csrf_token": _CsrfToken(request)}
+    values = {
+        "request": request,
+        "csrf_token": _CsrfToken(request),
+        "root": app_root(request.scope),  # every link is "{{ root }}/..."
+    }
     for processor in request.app.state.context_processors:
         values.update(processor(request))
     if context:

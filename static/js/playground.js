@@ -16,6 +16,8 @@
   const CLASSES = { digits: 10, xor: 2, circles: 2, moons: 2, spiral: 3 };
   // (form.dataset is the select named "dataset", not the data-* map, so read the attribute.)
   const defaultNoise = JSON.parse(form.getAttribute("data-default-noise") || "{}");
+  // The site's prefix (ROOT_PATH behind a proxy): every URL this script asks for starts with it.
+  const ROOT = document.documentElement.dataset.root || "";
   let controller = null;
   let chart = null;
   let chartData = [[], [], [], []];
@@ -73,7 +75,7 @@
     hiddenError.hidden = ok;
     hiddenError.textContent = ok ? "" : "Use 1 to 8 whole numbers from 1 to 1024, separated by commas.";
     if (ok) drawNetwork([FEATURES[dataset], ...body.hidden_layers, CLASSES[dataset]], body.activation);
-    history.replaceState(null, "", "/playground?" + queryFor(body));
+    history.replaceState(null, "", ROOT + "/playground?" + queryFor(body));
     return body;
   }
 
@@ -305,7 +307,7 @@
       // A run just stopped holds this visitor's place until its process is free again (within
       // an epoch): a short Retry-After is waited out, a few times, before giving up.
       for (let tries = 0; ; tries++) {
-        response = await fetch("/train", {
+        response = await fetch(ROOT + "/train", {
           method: "POST",
           headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
           body: JSON.stringify(body),

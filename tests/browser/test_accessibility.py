@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -93,5 +97,18 @@ def test_every_page_has_no_serious_or_critical_accessibility_violation(site, ope
     audit(page, "/me", report)
     page.goto("/instructor")
     audit(page, "/instructor", report)
+
+    link = subprocess.run(
+        [sys.executable, "-m", "app.cli", "user", "reset-link", name, "--base-url", site.url],
+        capture_output=True, text=True, check=True, cwd=ROOT, env={**os.environ, **site.env},
+    ).stdout.strip()  # fmt: skip
+    guest.goto(link)
+    audit(guest, "reset-link form", report)
+    guest.get_by_label("New password", exact=True).fill(PASSWORD)
+    guest.get_by_role("button", name="Set password").click()
+    expect(guest.get_by_role("heading", name="Your password is set")).to_be_visible()
+    audit(guest, "reset-link done", report)
+    guest.goto(link)
+    audit(guest, "reset-link used (404)", report)
 
     assert not report, "\n".join(f"{where}:\n  " + "\n  ".join(v) for where, v in report.items())
