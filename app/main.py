@@ -35,6 +35,7 @@ from .metrics import (
     RequestMetrics,
     multiprocess_mode,
     process_exited,
+    training_load,
 )
 from .metrics import router as metrics_api
 from .openapi import TAGS, operation_id, polish, under_root
@@ -127,7 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.token_cache = TokenCache()
     app.state.db = db
     #: where /train's runs train: this server's processes, or the queue (TRAINING_BACKEND)
-    app.state.training = make_backend(settings)
+    app.state.training = make_backend(settings, training_load)
     #: what /readyz expects the database to be at
     app.state.schema_revision = current_revision(db.engine)
     app.state.secret = secret

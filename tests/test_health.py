@@ -22,7 +22,7 @@ def test_healthz_is_liveness_only_and_readyz_says_ready_with_each_check(client):
 
 def test_readyz_starts_a_training_process_and_a_killed_one_is_replaced(client):
     assert client.get("/readyz").status_code == 200
-    pool = client.app.state.training_pool
+    pool = client.app.state.training.pool
     (first,) = [worker.process for worker in pool._all]
     assert first.is_alive()
     assert client.get("/readyz").status_code == 200  # no second process for a second probe

@@ -11,7 +11,7 @@ fails with a 500 (TrainingError locally, a RunFailed with status 500 from the qu
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from sqlalchemy.engine import make_url
@@ -86,15 +86,20 @@ class TrainingBackend(Protocol):
 class LocalBackend:
     """Runs in this server's worker processes, started on the first run."""
 
-    def __init__(self, workers: int = 0, queue: int = 2) -> None:
-        self._size, self._queue = workers, queue
+    def __init__(
+        self,
+        workers: int = 0,
+        queue: int = 2,
+        on_change: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self._size, self._queue, self._on_change = workers, queue, on_change
         self._pool: TrainingPool | None = None
 
     @property
     def pool(self) -> TrainingPool:
         """The process pool, created on first use (no process starts until a run needs one)."""
         if self._pool is None:
-            self._pool = TrainingPool(self._size, self._queue)
+            self._pool = TrainingPool(self._size, self._queue, self._on_change)
         return self._pool
 
     async def has_room(self) -> bool:
@@ -137,10 +142,13 @@ def channel_for(queue_name: str) -> str:
     return f"backprop_{queue_name}"
 
 
-def make_backend(settings: Settings) -> TrainingBackend:
-    """The backend TRAINING_BACKEND names (Settings has refused `queue` without PostgreSQL)."""
+def make_backend(
+    settings: Settings, on_change: Callable[[int, int], None] | None = None
+) -> TrainingBackend:
+    """The backend TRAINING_BACKEND names (Settings has refused `queue` without PostgreSQL);
+    `on_change` hears the local pool's (waiting, running) for the metrics' gauges."""
     if settings.training_backend == "queue":
         from .queue import QueueBackend
 
         return QueueBackend(settings)
-    return LocalBackend(settings.train_workers, settings.train_queue)
+    return LocalBackend(settings.train_workers, settings.train_queue, on_change)
