@@ -9,6 +9,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -163,7 +164,10 @@ def test_the_sweep_deletes_expired_runs_with_their_epochs_and_fails_runs_with_no
             await sweep(app, 24.0, channel_for("training"))
 
     try:
-        asyncio.run(sweep_once())
+        # in a thread of its own: another test may leave an event loop running in this one
+        worker = threading.Thread(target=lambda: asyncio.run(sweep_once()))
+        worker.start()
+        worker.join(timeout=60)
         with engine.connect() as conn:
             left = dict(conn.execute(sa.text("SELECT id, status FROM training_runs")).all())
             epochs = conn.execute(sa.text("SELECT run_id FROM training_epochs")).scalars().all()

@@ -197,7 +197,12 @@ def test_back_to_back_runs_each_start_at_once_on_an_idle_worker(queue_env, worke
             await backend.aclose()
         return seconds
 
-    seconds = asyncio.run(back_to_back())
+    # in a thread of its own: another test may leave an event loop running in this one
+    found: list[list[float]] = []
+    worker = threading.Thread(target=lambda: found.append(asyncio.run(back_to_back())))
+    worker.start()
+    worker.join(timeout=120)
+    (seconds,) = found
     assert max(seconds) < 1.5, [round(s, 2) for s in seconds]
 
 
@@ -371,7 +376,7 @@ def test_sigterm_lets_a_worker_give_its_run_back_and_another_worker_finishes_it(
     webs, workers, queue_db
 ):
     a, _ = webs
-    config = {**MEDIUM, "epochs": 100}
+    config = {**MEDIUM, "epochs": 400}  # far longer than the 3 s grace, however fast the machine
     first = workers()
     with httpx.stream("POST", a.url + "/train", json=config, headers=SSE, timeout=120) as r:
         seen = events(r)
