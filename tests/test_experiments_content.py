@@ -60,9 +60,13 @@ def test_the_fixture_experiment_is_parsed_as_written():
     assert experiment.fixed == {"epochs": 30, "batch_size": 32, "seed": 3}
     assert experiment.free == ("hidden_layers", "activation", "learning_rate")
     assert [t.text for t in experiment.goal.terms] == ["test_accuracy >= 0.9", "parameters <= 50"]
-    assert experiment.solution == {"hidden_layers": [8], "activation": "tanh", "learning_rate": 0.5}
+    assert experiment.solution == {
+        "hidden_layers": [9],
+        "activation": "tanh",
+        "learning_rate": 0.4321,
+    }
     assert experiment.config["dataset"] == "xor" and experiment.config["momentum"] == 0.0
-    assert experiment.config["hidden_layers"] == [8] and experiment.config["epochs"] == 30
+    assert experiment.config["hidden_layers"] == [9] and experiment.config["epochs"] == 30
     assert experiment_question.explanation_html.startswith("Eight hidden units")
 
 

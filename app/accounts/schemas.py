@@ -94,7 +94,7 @@ class AnswerOut(BaseModel):
     """A stored answer, in the content's own ids (not the ones a learner's quiz shows)."""
 
     question_id: str
-    type: Literal["single", "multiple", "numeric", "ordering"]
+    type: Literal["single", "multiple", "numeric", "ordering", "experiment"]
     answer: JsonValue = Field(
         description="An option id, a list of option ids, {text, value}, or the item ids in the "
         "learner's order; null if unanswered"
@@ -161,7 +161,7 @@ class ItemStats(BaseModel):
 
 class QuestionStats(BaseModel):
     question_id: str
-    type: Literal["single", "multiple", "numeric", "ordering"]
+    type: Literal["single", "multiple", "numeric", "ordering", "experiment"]
     prompt_html: str
     answered: int
     unanswered: int

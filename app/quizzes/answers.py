@@ -18,6 +18,11 @@ class AnswerError(ValueError):
     """A submission that cannot be graded as sent (the route answers 422 with this message)."""
 
 
+class FieldError(AnswerError):
+    """An experiment answer's field that is not free, missing, or out of /train's bounds: the
+    no-JavaScript form comes back filled in, saying which."""
+
+
 @dataclass(frozen=True, slots=True)
 class ExperimentAnswer:
     """The learner's value for each free field, and the /train request it makes."""
@@ -28,11 +33,11 @@ class ExperimentAnswer:
     config: dict[str, Any]
 
 
-def _field_error(question: Question, exc: ValidationError) -> AnswerError:
+def _field_error(question: Question, exc: ValidationError) -> FieldError:
     error = exc.errors()[0]
     name = str(error["loc"][0]) if error["loc"] else "noise"  # the model validator's only rule
     message = error["msg"].removeprefix(f"{name}: ")
-    return AnswerError(f"question {question.id!r}: field {name!r}: {message}")
+    return FieldError(f"question {question.id!r}: field {name!r}: {message}")
 
 
 def read_experiment(question: Question, value: Any) -> ExperimentAnswer:
@@ -47,13 +52,13 @@ def read_experiment(question: Question, value: Any) -> ExperimentAnswer:
         )
     for name in value:
         if name not in experiment.free:
-            raise AnswerError(
+            raise FieldError(
                 f"question {question.id!r}: field {str(name)[:80]!r} is not one the learner "
                 f"chooses (free: {free})"
             )
     for name in experiment.free:
         if name not in value:
-            raise AnswerError(f"question {question.id!r}: field {name!r} has no value")
+            raise FieldError(f"question {question.id!r}: field {name!r} has no value")
     try:
         config = TrainRequest.model_validate(experiment.merged(value)).model_dump()
     except ValidationError as exc:

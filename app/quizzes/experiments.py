@@ -31,13 +31,18 @@ from ..training.routes import (
     get_quota,
 )
 from ..training.runner import estimate_work, full_config
-from .answers import ExperimentAnswer
-from .grading import AnswerError, check_answers
+from .answers import ExperimentAnswer, FieldError
+from .grading import check_answers
 
 BUSY = "every training process is busy; your answers were not graded or stored, submit again"
 
 
-class NotAdmitted(HTTPException):
+class Unsubmitted(HTTPException):
+    """A submission turned away before grading over its experiments: the no-JavaScript form
+    comes back with the learner's answers filled in."""
+
+
+class NotAdmitted(Unsubmitted):
     """A submission whose runs could not all be admitted: 429, nothing stored."""
 
     def __init__(self, detail: str, retry_after: int) -> None:
@@ -48,14 +53,14 @@ def experiment_configs(
     quiz: Quiz, answers: Mapping[str, Any], *, ids: Any, budget: float
 ) -> dict[str, dict[str, Any]]:
     """Question id → the configuration its experiment answer trains; AnswerError (422) for a
-    bad field or a run over the work budget."""
+    bad field or a run over the work budget (FieldError), or any other bad answer."""
     configs = {}
     for question_id, answer in check_answers(quiz, answers, ids).items():
         if not isinstance(answer, ExperimentAnswer):
             continue
         work = estimate_work(full_config(answer.config))
         if work > budget:
-            raise AnswerError(
+            raise FieldError(
                 f"question {question_id!r}: too much work: this run needs about {work:.2g} units "
                 f"(epochs × samples × parameters) and the limit is {budget:.2g}; choose fewer "
                 "or smaller hidden layers"

@@ -20,9 +20,10 @@ from ..web.deps import LessonDep, SessionDep, SettingsDep
 from ..web.schemas import TOO_LARGE, UNPARSABLE_BODY, ErrorBody
 from ..web.security import CSRF_FIELD, csrf_ok
 from ..web.templates import render
+from .answers import FieldError
 from .charts import accuracy_chart, loss_chart
 from .deps import LearnerDep, guest_id, tracks_guests
-from .experiments import experiment_configs, run_experiments
+from .experiments import Unsubmitted, experiment_configs, run_experiments
 from .grading import AnswerError, AnswerIds, Grade
 from .runs import runs_for
 from .schemas import AttemptIn, ExperimentOut, GradedAttempt, OptionOut, QuestionOut, QuizOut
@@ -134,6 +135,8 @@ def configs_or_422(
     """The runs a submission's experiment answers make; any bad answer is a 422 first."""
     try:
         return experiment_configs(quiz, answers, ids=ids, budget=settings.train_work_budget)
+    except FieldError as exc:
+        raise Unsubmitted(422, str(exc)) from None
     except AnswerError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
 
@@ -234,6 +237,36 @@ async def submit_attempt(
     )
 
 
+def unsubmitted(
+    request: Request,
+    lesson: Lesson,
+    learner: Learner,
+    settings: Any,
+    fields: list[tuple[str, str]],
+    exc: Unsubmitted,
+) -> HTMLResponse:
+    """The form again, every answer as the learner gave it, saying why it was not graded."""
+    quiz = require_quiz(lesson)
+    filled: dict[str, list[str]] = {}
+    for key, value in fields:
+        filled.setdefault(key, []).append(value)
+    response = render(
+        request,
+        "quiz_unsubmitted.html",
+        {
+            "lesson": lesson,
+            "detail": exc.detail,
+            "questions": present(quiz, learner=learner, secret=request.app.state.secret),
+            "pass_percent": pass_percent_for(lesson, settings.pass_percent),
+            "attempts_left": attempts_left(quiz, learner),
+            "filled": filled,
+        },
+        status_code=exc.status_code,
+    )
+    response.headers.update(exc.headers or {})
+    return response
+
+
 @pages.post("/lessons/{lesson_id}/quiz", response_class=HTMLResponse)
 async def submit_form(
     request: Request,
@@ -258,9 +291,15 @@ async def submit_form(
         if not isinstance(value, str):
             raise HTTPException(status_code=422, detail=f"answer to {key!r} must be text")
         fields.append((key, value))
-    result, attempt_id, after, reveal, runs, _ = await submit(
-        request, lesson, form_answers(quiz, fields), learner, session, settings
-    )
+    try:
+        answers = form_answers(quiz, fields)
+        result, attempt_id, after, reveal, runs, _ = await submit(
+            request, lesson, answers, learner, session, settings
+        )
+    except FieldError as exc:
+        return unsubmitted(request, lesson, learner, settings, fields, Unsubmitted(422, str(exc)))
+    except Unsubmitted as exc:
+        return unsubmitted(request, lesson, learner, settings, fields, exc)
     return render(
         request,
         "quiz_result.html",

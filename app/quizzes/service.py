@@ -9,7 +9,7 @@ from typing import Any
 from ..content import Experiment, Lesson, Question, Quiz
 from ..training.query import playground_query
 from ..training.schemas import field_spec
-from .answers import AnswerError, ExperimentAnswer
+from .answers import ExperimentAnswer, FieldError
 from .grading import (
     AnswerIds,
     Grade,
@@ -162,7 +162,7 @@ def _form_experiment(question_id: str, values: dict[str, str]) -> dict[str, Any]
         if len(parts) > 64 or not all(
             part.isascii() and part.isdigit() and len(part) <= 6 for part in parts
         ):
-            raise AnswerError(
+            raise FieldError(
                 f"question {question_id!r}: field 'hidden_layers': write the units of each "
                 "hidden layer as whole numbers separated by commas, e.g. 32, 32"
             )
