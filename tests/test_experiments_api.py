@@ -345,3 +345,39 @@ def test_the_solution_never_leaves_the_server(client):
         assert not re.search(r"learning_rate\W+0\.4321", body) and "0.4321" not in body
         assert '"solution"' not in body and "solution:" not in body  # no key of that name
         assert not re.search(r"hidden_layers\W+9\b", body)
+
+
+def test_instructor_statistics_show_who_reached_the_goal_medians_and_common_configurations(
+    client,
+):
+    from app.accounts import service
+
+    qid, _ = question_ids(client)
+    ada, bob, cy = (learner(client, name) for name in ("ada", "bob", "cyd"))
+    for headers, answer in ((ada, BAD), (ada, GOOD), (bob, BAD), (cy, GOOD), (cy, GOOD)):
+        assert submit(client, {qid: answer}, headers=headers).status_code == 200
+    with client.app.state.db.session() as session:
+        service.create_user(session, username="prof", password=PASSWORD, role="instructor")
+    prof = bearer(token(client, "prof"))
+    stats = client.get(f"/api/lessons/{LESSON}/stats", headers=prof).json()
+    experiment = stats["questions"][0]["experiment"]
+    assert stats["questions"][1]["experiment"] is None
+    assert experiment["goal"] == "test_accuracy >= 0.9 and parameters <= 50"
+    # ada reached it on her second attempt, cy on both, bob never
+    assert (experiment["learners"], experiment["learners_reached"]) == (3, 2)
+    assert experiment["reached_share"] == round(2 / 3, 4)
+    bad = submit(client, {qid: BAD}).json()["results"][0]["run"]["test_accuracy"]
+    accuracy, parameters = experiment["terms"]
+    # five runs: 0.97 three times, `bad` twice; the median is the middle one
+    assert accuracy == {"term": "test_accuracy >= 0.9", "median": 0.97, "runs": 5}
+    assert parameters == {"term": "parameters <= 50", "median": 42, "runs": 5}
+    assert experiment["common_configs"] == [
+        {"config": GOOD, "count": 3, "reached": 3},
+        {"config": BAD, "count": 2, "reached": 0},
+    ]
+    assert bad < 0.9
+    browser_login(client, "prof")
+    page = client.get("/instructor").text
+    assert "67%</strong> of 3 learners reached it" in page
+    assert "<code>test_accuracy &gt;= 0.9</code></td><td>0.97</td><td>5</td>" in page
+    assert "<code>hidden_layers: 8</code>" in page and "3 of 3" in page and "0 of 2" in page
