@@ -418,6 +418,15 @@ def test_the_stream_of_an_unknown_or_malformed_run_id_is_a_404_or_422(webs):
     assert json.loads(httpx.get(f"{a.url}/train/runs/{'f' * 32}/events").text)["detail"]
 
 
+@pytest.mark.parametrize("resume", ["²", "٣", "-1", "1e3", "9" * 40, ""])
+def test_a_resume_point_that_is_not_a_small_ascii_number_is_ignored_not_a_500(webs, resume):
+    a, _ = webs
+    url = f"{a.url}/train/runs/{'f' * 32}/events"
+    by_header = httpx.get(url, headers={"Last-Event-ID": resume.encode("latin-1", "ignore")})
+    by_query = httpx.get(url, params={"after": resume})
+    assert by_header.status_code == by_query.status_code == 404
+
+
 def test_the_per_client_quota_holds_a_queued_run_until_it_ends(queue_env, workers, tmp_path):
     """TRAIN_PER_CLIENT counts runs on the queue too: a second run while the first is going is
     turned away, and the first one's end gives its place back."""
