@@ -290,6 +290,14 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from .db import current_revision, make_engine, upgrade
 
     url = get_settings().resolved_database_url()
+    if args.sql:
+        from alembic import command
+
+        from .db import alembic_config
+
+        # Offline: Alembic prints the statements for the URL's dialect; nothing is connected to.
+        command.upgrade(alembic_config(url), args.revision, sql=True)
+        return 0
     engine = make_engine(url)
     try:
         upgrade(engine, args.revision)
@@ -553,6 +561,11 @@ def build_parser() -> argparse.ArgumentParser:
     db_upgrade = db_sub.add_parser("upgrade", help="apply migrations (the server does it too)")
     db_upgrade.add_argument(
         "revision", nargs="?", default="head", help="Alembic revision (default: head)"
+    )
+    db_upgrade.add_argument(
+        "--sql",
+        action="store_true",
+        help="print the SQL for DATABASE_URL's kind of database instead of running it",
     )
     db_upgrade.set_defaults(func=cmd_db_upgrade)
     add_backup_commands(db_sub)
