@@ -25,9 +25,9 @@ from app.training.queue import NO_WORKER, QueueBackend
 from app.training.runner import full_config, train
 
 from .conftest import SEED, TEST_DATABASE_URL
-from .live import LiveServer
+from .live import LiveServer, events
 from .question_types_util import EVERY_TYPE, LESSON
-from .queue_live import Queue, Worker, events, same_run, wait_until
+from .queue_live import Queue, Worker, same_run, wait_until
 
 pytestmark = [
     pytest.mark.slow,
