@@ -66,11 +66,11 @@ def test_each_lesson_has_four_explained_questions_a_claim_and_a_playground_prese
     assert "<math" in lesson.html  # the LaTeX reached the page as MathML
 
 
-def test_every_question_type_is_used_three_times_and_predict_then_run_four():
+def test_every_question_type_is_used_three_times_predict_then_run_four_and_experiments_three():
     questions = [q for lesson in COURSE.lessons if lesson.quiz for q in lesson.quiz.questions]
     # A predict-then-run question counts once, as such, not also as its answer's type.
     types = Counter(q.type for q in questions if q.run is None)
-    for kind in ("single", "multiple", "numeric", "ordering"):
+    for kind in ("single", "multiple", "numeric", "ordering", "experiment"):
         assert types[kind] >= 3, (kind, types)
     assert sum(q.run is not None for q in questions) >= 4
 
