@@ -70,7 +70,7 @@ def experiment_configs(
 
 
 def _figures(found: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: found[key] for key in FIGURES}
+    return {key: found.get(key) for key in FIGURES}
 
 
 async def _train(request: Request, config: dict[str, Any], keys: list[str]) -> dict[str, Any]:
