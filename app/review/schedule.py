@@ -25,6 +25,16 @@ RELEARNING_STEPS = (timedelta(minutes=10),)
 MAXIMUM_INTERVAL_DAYS = 365
 
 
+#: The question types a review asks again. Anything else (an experiment, graded by a training
+#: run of the learner's own configuration) is left out: a review answers at once, without a run.
+REVIEWABLE_TYPES = frozenset({"single", "multiple", "numeric", "ordering"})
+
+
+def reviewable(question_type: str) -> bool:
+    """Whether questions of this type become review cards."""
+    return question_type in REVIEWABLE_TYPES
+
+
 def make_scheduler(*, fuzz: bool = True) -> Scheduler:
     """The site's FSRS scheduler; `fuzz` spreads intervals of a few days by up to ±15%."""
     return Scheduler(
