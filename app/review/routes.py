@@ -67,7 +67,7 @@ def _schedule(session: Session, user_id: int, due: service.Due, result: Grade, n
             question_id=due.question.id,
             correct=result.results[0].correct,
             now=now,
-            reviews=due.card.reviews,
+            reviews=due.reviews,
         )
     except store.NotDue:
         raise not_due(due.question.id) from None

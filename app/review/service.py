@@ -40,6 +40,8 @@ class Due:
     card: ReviewCard
     lesson: Lesson
     question: Question
+    #: the card's review count when it was read (the ORM row changes once it is answered)
+    reviews: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,7 @@ def served(course: Course, card: ReviewCard) -> Due | None:
     question = lesson.quiz.question(card.question_id) if lesson and lesson.quiz else None
     if lesson is None or question is None or not reviewable(question.type):
         return None
-    return Due(card, lesson, question)
+    return Due(card, lesson, question, card.reviews)
 
 
 def summary(session: Session, *, user_id: int, course: Course, now: datetime) -> Summary:
@@ -95,7 +97,7 @@ def learner_for(due: Due, user_id: int) -> Learner:
     """The learner as this review shows the question: their ids, an order of its own."""
     # Quiz rounds count up from 0; a negative round per review count is an order no quiz
     # attempt used and the next review will not repeat.
-    return Learner(key=f"user:{user_id}", round=-(due.card.reviews + 1), user_id=user_id)
+    return Learner(key=f"user:{user_id}", round=-(due.reviews + 1), user_id=user_id)
 
 
 def one_question(lesson: Lesson, question: Question) -> Lesson:
