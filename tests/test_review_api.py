@@ -161,7 +161,9 @@ def test_due_times_move_out_after_right_answers_and_come_back_after_wrong_ones(c
         assert body["result"]["correct"] and body["state"] == "review"
         due = datetime.fromisoformat(body["due"])
         intervals.append(due - clock.now)
-    assert all(later > earlier for earlier, later in zip(intervals, intervals[1:])), intervals
+    assert all(later > earlier for earlier, later in zip(intervals, intervals[1:], strict=False)), (
+        intervals
+    )
     assert intervals[-1] > timedelta(days=30)
 
     clock.to(due)
@@ -343,7 +345,7 @@ def test_the_no_javascript_form_is_graded_scheduled_and_answered_with_the_quizs_
     )  # fmt: skip
     fields = {"csrf_token": token}
     if content.type == "single":
-        shown = re.findall(r'name="%s" value="([^"]+)">\s*<span>([^<]*)' % question_id, page.text)
+        shown = re.findall(rf'name="{question_id}" value="([^"]+)">\s*<span>([^<]*)', page.text)
         fields[question_id] = next(v for v, text in shown if text == content.correct_option.html)
     result = client.post(action, data=fields)
     assert result.status_code == 200
