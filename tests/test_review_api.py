@@ -208,7 +208,9 @@ def test_a_question_not_due_not_yours_or_unknown_is_404_and_changes_nothing(clie
     not_yet = client.post(f"/api/me/review/{question.id}", json={"answer": None}, headers=ada)
     assert not_yet.status_code == 404 and question.id in not_yet.json()["detail"]
     clock.advance(minutes=10)
-    for headers, question_id in ((bob, question.id), (ada, "q0000000000"), (ada, "x" * 100)):
+    for headers, question_id in (
+        (bob, question.id), (ada, "q0000000000"), (ada, "x" * 100), (ada, "q%00"), (ada, "Q%20"),
+    ):  # fmt: skip
         response = client.post(
             f"/api/me/review/{question_id}", json={"answer": None}, headers=headers
         )

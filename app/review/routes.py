@@ -77,8 +77,9 @@ def _schedule(session: Session, user_id: int, due: service.Due, result: Grade, n
 
 
 async def answer(
-    request: Request, user_id: int, question_id: str, value: Any | None, fields: list | None,
-    session: Session, course: Course, default_pass: int, now: datetime,
+    request: Request, *, user_id: int, question_id: str, value: Any = None,
+    fields: list[tuple[str, str]] | None = None, session: Session, course: Course,
+    default_pass: int, now: datetime,
 ) -> tuple[service.Due, Grade, bool, dict[str, Any], CardState]:  # fmt: skip
     """Grade one answer (the API's value or the form's fields) and schedule the card again."""
     due, reveal = await run_in_threadpool(_found, session, user_id, course, question_id, now)
@@ -164,8 +165,8 @@ async def answer_review(
     now: NowDep,
 ) -> ReviewResultOut:
     due, result, reveal, runs, state = await answer(
-        request, user.id, question_id, body.answer, None, session, course,
-        settings.pass_percent, now,
+        request, user_id=user.id, question_id=question_id, value=body.answer, session=session,
+        course=course, default_pass=settings.pass_percent, now=now,
     )  # fmt: skip
     ids = service.ids_for(due, user_id=user.id, secret=request.app.state.secret)
     outcome = result.results[0]
@@ -246,8 +247,9 @@ async def review_submit(
             raise HTTPException(422, f"answer to {key!r} must be text")
         fields.append((key, value))
     due, result, reveal, runs, state = await answer(
-        request, user.id, question_id, None, fields, session, course, settings.pass_percent, now
-    )
+        request, user_id=user.id, question_id=question_id, fields=fields, session=session,
+        course=course, default_pass=settings.pass_percent, now=now,
+    )  # fmt: skip
     left = await run_in_threadpool(_summary, session, user.id, course, now)
     return render(
         request,

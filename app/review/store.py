@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from ..content.loader import ID_PATTERN
 from ..db import begin_write, commit
 from ..models import ReviewCard
 from .schedule import CardState, new_card, review
@@ -101,8 +102,8 @@ def cards(session: Session, *, user_id: int) -> Sequence[ReviewCard]:
 
 def get_card(session: Session, *, user_id: int, question_id: str) -> ReviewCard | None:
     """The learner's card for a question; someone else's is None, like a missing one."""
-    if len(question_id) > 100:
-        return None
+    if len(question_id) > 100 or not ID_PATTERN.fullmatch(question_id):
+        return None  # no question has that id (and PostgreSQL refuses NUL in text)
     return session.get(ReviewCard, (user_id, question_id))
 
 
