@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from functools import lru_cache
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -100,3 +101,43 @@ class TrainResult(BaseModel):
     samples_per_second: float = Field(description="training samples per second of training steps")
     confusion_matrix: list[list[int]] = Field(description="test set: rows true, columns predicted")
     decision_boundary: DecisionBoundary | None = None
+
+
+@lru_cache(maxsize=1)
+def _properties() -> dict[str, Any]:
+    return TrainRequest.model_json_schema()["properties"]
+
+
+def field_spec(name: str) -> dict[str, Any]:
+    """How a /train field may be set, read off TrainRequest's own constraints.
+
+    `kind`: choice (with `choices`), integer or number (with `min`/`max`, `min_exclusive` and
+    `max_exclusive` when a bound itself is not allowed), or layers (a list of `max_length`
+    whole numbers from `min` to `max`); `nullable` when null is a value (batch_size: full batch).
+    """
+    prop = _properties()[name]
+    options = prop.get("anyOf", [prop])
+    main = next(option for option in options if option.get("type") != "null")
+    spec: dict[str, Any] = {
+        "name": name,
+        "nullable": any(option.get("type") == "null" for option in options),
+    }
+    if "enum" in main:
+        return {**spec, "kind": "choice", "choices": list(main["enum"])}
+    if main.get("type") == "array":
+        items = main["items"]
+        return {
+            **spec,
+            "kind": "layers",
+            "min": items.get("minimum"),
+            "max": items.get("maximum"),
+            "max_length": main.get("maxItems"),
+        }
+    spec["kind"] = "integer" if main.get("type") == "integer" else "number"
+    for bound, key in (("min", "minimum"), ("max", "maximum")):
+        exclusive = f"exclusive{key.capitalize()}"
+        if key in main:
+            spec[bound] = main[key]
+        elif exclusive in main:
+            spec[bound], spec[f"{bound}_exclusive"] = main[exclusive], True
+    return spec
