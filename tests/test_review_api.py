@@ -17,6 +17,8 @@ from fastapi.testclient import TestClient
 from .accounts_util import PASSWORD, browser_login, learner, register
 from .question_types_util import EVERY_TYPE, LESSON, post, right_answers, served, variant
 
+EXPERIMENT = Path(__file__).parent / "fixtures" / "experiments" / "experiment.md"
+
 START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
@@ -48,6 +50,7 @@ def app(make_app, tmp_path: Path, clock: Clock):
     shutil.copy(EVERY_TYPE, folder / EVERY_TYPE.name)
     variant(folder, "second", keep_run=False)
     variant(folder, "never", "reviewAnswers: never\n", keep_run=False)
+    shutil.copy(EXPERIMENT, folder / EXPERIMENT.name)
     app = make_app(content_dir=folder, train_workers=1)
     app.state.clock = clock
     return app
@@ -360,3 +363,21 @@ def test_the_no_javascript_form_is_graded_scheduled_and_answered_with_the_quizs_
     assert "5 questions due" in text
     again = client.post(action, data=fields)
     assert again.status_code == 404
+
+
+def test_an_experiment_graded_by_a_run_of_its_own_makes_no_card_but_its_lessons_other_questions_do(
+    client, clock
+):
+    ada = learner(client, "ada")
+    quiz = client.app.state.course.get("experiment").quiz
+    kinds = {q.id: q.type for q in quiz.questions}
+    assert "experiment" in kinds.values() and len(kinds) > 1
+    assert post(client, {}, "experiment", ada).status_code == 200  # nothing answered: no run
+    cards = client.get("/api/me/export", headers=ada).json()["review_cards"]
+    assert sorted(c["question_id"] for c in cards) == sorted(
+        qid for qid, kind in kinds.items() if kind != "experiment"
+    )
+    clock.advance(minutes=10)
+    assert {q["type"] for q in due_list(client, ada)["questions"]} == (
+        set(kinds.values()) - {"experiment"}
+    )
