@@ -132,10 +132,25 @@ class Validity(BaseModel):
     user_agent: str | None
 
 
+class ReviewCardOut(BaseModel):
+    lesson_id: str
+    question_id: str
+    state: int = Field(description="FSRS state: 1 learning, 2 review, 3 relearning")
+    step: int | None = Field(description="Learning or relearning step; null in review")
+    stability: float | None
+    difficulty: float | None
+    due: datetime
+    last_review: datetime | None
+    reviews: int
+    lapses: int
+    created_at: datetime
+
+
 class ExportOut(BaseModel):
     user: UserOut
     progress: list[ExportProgress]
     attempts: list[StoredAttemptOut]
+    review_cards: list[ReviewCardOut]
     api_tokens: list[Validity]
     sessions: list[Validity]
     recent_failed_logins: int
