@@ -2,15 +2,47 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from .custom import MAX_CSV_CHARS, DataError, clean_rows, parse_csv
 from .datasets import DEFAULT_NOISE
 
-DatasetName = Literal["digits", "xor", "circles", "moons", "spiral"]
+DatasetName = Literal["digits", "xor", "circles", "moons", "spiral", "custom"]
 Units = Annotated[int, Field(ge=1, le=1024)]
+
+
+class CustomData(BaseModel):
+    """A learner's own 2-D points: `x` rows [x1, x2] with labels `y`, or the same as `csv` text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    x: list[Any] | None = Field(default=None, description="rows [x1, x2] of finite numbers")
+    y: list[Any] | None = Field(default=None, description="one label per row (strings or ints)")
+    csv: str | None = Field(
+        default=None,
+        max_length=MAX_CSV_CHARS,
+        exclude=True,
+        description="instead of x and y: `x1,x2,label` lines, the first may be a header",
+    )
+
+    @model_validator(mode="after")
+    def _checked(self) -> CustomData:
+        try:
+            if self.csv is not None:
+                if self.x is not None or self.y is not None:
+                    raise DataError("give either csv or x and y, not both")
+                self.x, self.y = parse_csv(self.csv)
+                self.csv = None
+            elif self.x is None or self.y is None:
+                raise DataError("give the points as x and y (or as csv)")
+            else:
+                self.x, self.y = clean_rows(self.x, self.y)
+        except DataError as exc:
+            raise PydanticCustomError("custom_data", "{problem}", {"problem": str(exc)}) from None
+        return self
 
 
 class TrainRequest(BaseModel):
@@ -28,7 +60,8 @@ class TrainRequest(BaseModel):
     )
 
     dataset: DatasetName = Field(
-        default="digits", description="8x8 handwritten digits, or a 2-D toy set"
+        default="digits",
+        description="8x8 handwritten digits, a 2-D toy set, or custom: the points in `data`",
     )
     hidden_layers: list[Units] = Field(
         default=[128, 64], min_length=1, max_length=8, description="1-8 layers of 1-1024 units"
@@ -51,6 +84,10 @@ class TrainRequest(BaseModel):
     noise: float | None = Field(
         default=None, ge=0, le=1, description="2-D sets only; default depends on the set"
     )
+    data: CustomData | None = Field(
+        default=None,
+        description="dataset custom only: 10-2,000 points of 2-10 classes, split 80/20 by seed",
+    )
 
     @model_validator(mode="after")
     def _noise_only_for_2d(self) -> TrainRequest:
@@ -58,6 +95,11 @@ class TrainRequest(BaseModel):
             raise PydanticCustomError(
                 "noise_not_2d",
                 "noise: only the 2-D datasets (xor, circles, moons, spiral) take a noise level",
+            )
+        if (self.data is not None) != (self.dataset == "custom"):
+            raise PydanticCustomError(
+                "data_only_for_custom",
+                "data: give data with dataset custom, and only then",
             )
         return self
 
@@ -83,7 +125,9 @@ class DecisionBoundary(BaseModel):
     x_range: list[float]
     y_range: list[float]
     grid: list[list[int]]
-    points: list[list[float]] = Field(description="the test set as [x, y, class]")
+    points: list[list[float]] = Field(
+        description="the test set as [x, y, class]; for custom data every point"
+    )
 
 
 class TrainResult(BaseModel):
@@ -100,3 +144,6 @@ class TrainResult(BaseModel):
     samples_per_second: float = Field(description="training samples per second of training steps")
     confusion_matrix: list[list[int]] = Field(description="test set: rows true, columns predicted")
     decision_boundary: DecisionBoundary | None = None
+    classes: list[str] | None = Field(
+        default=None, description="custom data: the labels, in the order of the class numbers"
+    )
