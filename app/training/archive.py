@@ -93,3 +93,11 @@ class RunArchive:
         """The run, if it finished here within KEEP_SECONDS."""
         self._expire(self.clock())
         return self._runs.get(run_id)
+
+
+def archive_of(state: Any) -> RunArchive:
+    """The app's archive (`app.state.training_archive`), created with the first run kept."""
+    archive = getattr(state, "training_archive", None)
+    if archive is None:
+        archive = state.training_archive = RunArchive()
+    return archive

@@ -147,3 +147,57 @@ class TrainResult(BaseModel):
     classes: list[str] | None = Field(
         default=None, description="custom data: the labels, in the order of the class numbers"
     )
+
+
+class StepState(BaseModel):
+    """Where a step-by-step run is: mini-batches done, and the parameters as the last step left
+    them (flat, layer by layer: W1 row by row, b1, W2, ...); send it back unchanged."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    step: int = Field(ge=0, le=10_000)
+    params: list[float] = Field(max_length=1000)
+    velocity: list[float] | None = Field(default=None, max_length=1000)
+
+
+class StepRequest(BaseModel):
+    """A small network's configuration and, after the first step, the state the last one gave."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    config: TrainRequest = Field(default_factory=TrainRequest)
+    state: StepState | None = Field(default=None, description="null: start from the seeded init")
+
+
+class StepLayer(BaseModel):
+    """One layer's numbers for the step: weights (n_in, n_out) and the rest alike."""
+
+    layer: int
+    inputs: int
+    units: int
+    activation: str
+    activations: list[list[float | None]] = Field(description="outputs for the shown samples")
+    weights: list[list[float | None]] = Field(description="before the update")
+    biases: list[float | None]
+    weight_gradients: list[list[float | None]] = Field(description="dL/dW over the batch")
+    bias_gradients: list[float | None]
+    weight_updates: list[list[float | None]] = Field(description="what the step added")
+    bias_updates: list[float | None]
+
+
+class StepResult(BaseModel):
+    """One mini-batch trained, every number of it, and the state for the next step."""
+
+    step: int
+    epoch: int
+    batch_start: int
+    batch_size: int
+    inputs: list[list[float]] = Field(description="the first samples of the batch, as trained")
+    labels: list[int]
+    loss: float | None = Field(description="mean cross-entropy of the batch before the update")
+    batch_accuracy: float
+    test_accuracy: float = Field(description="after the update")
+    layers: list[StepLayer]
+    state: dict[str, Any]
+    decision_boundary: DecisionBoundary | None = None
+    classes: list[str] | None = None
