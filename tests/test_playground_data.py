@@ -162,7 +162,10 @@ def test_the_boundary_is_drawn_over_every_one_of_the_learners_points_in_their_un
     assert boundary["x_range"][0] < xs[:, 0].min() and boundary["x_range"][1] > xs[:, 0].max()
     assert boundary["y_range"][0] < xs[:, 1].min() and boundary["y_range"][1] > xs[:, 1].max()
     points = sorted((round(x, 3), round(y, 3), c) for x, y, c in boundary["points"])
-    given = sorted((round(x, 3), round(y, 3), int(label == "outer")) for (x, y), label in zip(X, Y))
+    given = sorted(
+        (round(x, 3), round(y, 3), int(label == "outer"))
+        for (x, y), label in zip(X, Y, strict=True)
+    )
     assert points == given
     grid = np.array(boundary["grid"])
     assert grid.shape == (48, 48) and set(np.unique(grid)) == {0, 1}
