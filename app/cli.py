@@ -182,6 +182,14 @@ def _hidden_layers(text: str) -> list[int]:
         raise argparse.ArgumentTypeError("use comma-separated whole numbers, e.g. 128,64") from None
 
 
+def _csv_data(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as file:
+            return {"csv": file.read(1_000_000)}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise argparse.ArgumentTypeError(f"cannot read {path}: {exc}") from None
+
+
 def _batch_size(text: str) -> int | None:
     if text.strip().lower() == "full":
         return None
@@ -547,6 +555,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--init", default=_UNSET, **_train_help("init"))
     train.add_argument("--seed", type=int, default=_UNSET, **_train_help("seed"))
     train.add_argument("--noise", type=float, default=_UNSET, **_train_help("noise"))
+    train.add_argument(
+        "--data",
+        type=_csv_data,
+        default=_UNSET,
+        metavar="FILE.csv",
+        help="with --dataset custom: x1,x2,label lines (a header line is optional)",
+    )
     train.add_argument("--json", action="store_true", help="print the full result as JSON")
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")

@@ -192,3 +192,11 @@ def test_own_data_streams_like_a_built_in_set(client):
     assert text.count("event: epoch") == 4 and "event: boundary" in text
     result = json.loads(text.split("event: result")[1].split("data: ", 1)[1].split("\r\n")[0])
     assert result["classes"] == ["a", "b", "c"] and "params" not in result
+
+
+def test_a_playground_link_to_own_data_opens_it_without_the_points(client):
+    page = client.get("/playground?dataset=custom&hidden_layers=8,8&noise=0.2")
+    assert page.status_code == 200
+    assert 'value="custom" selected' in page.text
+    assert "your own data takes no noise level" in page.text
+    assert "not in the link" in page.text

@@ -22,6 +22,7 @@ def export(client, body: dict) -> tuple[dict, bytes]:
     assert run.status_code == 200, run.text[:300]
     result = run.json()
     assert "params" not in result  # the weights stay on the server
+    assert result["exportable"] is True
     response = client.get(f"/train/{result['run_id']}/export")
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/zip"
@@ -101,13 +102,13 @@ def test_a_diverged_run_and_a_network_too_large_to_keep_are_409s(client):
         json={"dataset": "xor", "hidden_layers": [16, 16], "learning_rate": 100,
               "batch_size": 8, "epochs": 5},
     ).json()  # fmt: skip
-    assert diverged["status"] == "diverged"
+    assert diverged["status"] == "diverged" and diverged["exportable"] is False
     response = client.get(f"/train/{diverged['run_id']}/export")
     assert response.status_code == 409 and "diverged" in response.json()["detail"]
     large = client.post(
         "/train", json={"dataset": "xor", "hidden_layers": [400, 300], "epochs": 1}
     ).json()
-    assert large["parameters"] > 100_000
+    assert large["parameters"] > 100_000 and large["exportable"] is False
     response = client.get(f"/train/{large['run_id']}/export")
     assert response.status_code == 409 and "100,000 parameters" in response.json()["detail"]
 

@@ -66,12 +66,13 @@ class RunArchive:
         while self._runs and next(iter(self._runs.values())).kept_at <= now - self.keep_seconds:
             self._drop_oldest()
 
-    def keep(self, *, config: dict[str, Any], result: dict[str, Any]) -> None:
-        """Keep a finished run; takes `params` out of `result` (it is never sent to clients)."""
+    def keep(self, *, config: dict[str, Any], result: dict[str, Any]) -> bool:
+        """Keep a finished run; takes `params` out of `result` (it is never sent to clients).
+        Whether the run can be exported from here."""
         encoded = result.pop("params", None)
         run_id = result.get("run_id")
         if not run_id:
-            return
+            return False
         now = self.clock()
         self._expire(now)
         params = base64.b64decode(encoded) if encoded else None
@@ -83,11 +84,12 @@ class RunArchive:
             kept_at=now,
         )
         if run.size > self.max_bytes:
-            return
+            return False
         self._runs[run_id] = run
         self._bytes += run.size
         while len(self._runs) > self.max_runs or self._bytes > self.max_bytes:
             self._drop_oldest()
+        return params is not None and run.status == "completed"
 
     def get(self, run_id: str) -> KeptRun | None:
         """The run, if it finished here within KEEP_SECONDS."""

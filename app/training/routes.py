@@ -238,7 +238,7 @@ async def train(request: Request, body: Annotated[TrainRequest | None, Body()] =
     archive = archive_of(request.app.state)
 
     def keep(result: dict[str, Any]) -> None:
-        archive.keep(config=config, result=result)
+        result["exportable"] = archive.keep(config=config, result=result)
 
     work = estimate_work(config)
     if work > settings.train_work_budget:

@@ -147,6 +147,11 @@ class TrainResult(BaseModel):
     classes: list[str] | None = Field(
         default=None, description="custom data: the labels, in the order of the class numbers"
     )
+    exportable: bool = Field(
+        default=False,
+        description="GET /train/{run_id}/export has this run for the next hour (completed, "
+        "at most 100,000 parameters)",
+    )
 
 
 class StepState(BaseModel):
