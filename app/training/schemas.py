@@ -168,7 +168,18 @@ class StepState(BaseModel):
 class StepRequest(BaseModel):
     """A small network's configuration and, after the first step, the state the last one gave."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"config": {"dataset": "xor", "hidden_layers": [4], "batch_size": 32}},
+                {
+                    "config": {"dataset": "xor", "hidden_layers": [2], "batch_size": 32},
+                    "state": {"step": 1, "params": [0.5, -0.3, 0.1, 0.8, 0, 0, 1, -1, 1, -1, 0, 0]},
+                },
+            ]
+        },
+    )
 
     config: TrainRequest = Field(default_factory=TrainRequest)
     state: StepState | None = Field(default=None, description="null: start from the seeded init")
