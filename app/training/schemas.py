@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from .custom import MAX_CSV_CHARS, DataError, clean_rows, parse_csv
+from .custom import DataError, clean_rows, parse_csv
 from .datasets import DEFAULT_NOISE
 
 DatasetName = Literal["digits", "xor", "circles", "moons", "spiral", "custom"]
@@ -21,9 +21,9 @@ class CustomData(BaseModel):
 
     x: list[Any] | None = Field(default=None, description="rows [x1, x2] of finite numbers")
     y: list[Any] | None = Field(default=None, description="one label per row (strings or ints)")
+    # its length is checked by parse_csv (MAX_CSV_CHARS), with a message that says so
     csv: str | None = Field(
         default=None,
-        max_length=MAX_CSV_CHARS,
         exclude=True,
         description="instead of x and y: `x1,x2,label` lines, the first may be a header",
     )

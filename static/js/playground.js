@@ -716,6 +716,7 @@
     points = parsed.points;
     lastFrame = null;
     fitView();
+    if (points.length) $("f-point-class").value = points[0].label; // clicks add to a real class
     pointsChanged();
   });
   $("download-csv").addEventListener("click", () => {
