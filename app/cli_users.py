@@ -119,6 +119,30 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_create(args: argparse.Namespace) -> int:
+    """Create a learner or instructor; the password is read from stdin (never from argv)."""
+    from .accounts import service
+
+    if not args.password_stdin:
+        print("error: pass --password-stdin and pipe the password in", file=sys.stderr)
+        return 2
+    password = sys.stdin.readline().rstrip("\r\n")
+    problem = service.credential_problem(args.name, password)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    with _session() as session:
+        try:
+            user = service.create_user(
+                session, username=args.name, password=password, role=args.role
+            )
+        except service.UsernameTaken:
+            print(f"error: the username {args.name!r} is taken", file=sys.stderr)
+            return 1
+        print(f"created {user.role} {user.username!r} (id {user.id})")
+    return 0
+
+
 def _exists(session: Any, name: str) -> bool:
     from .accounts import service
 
@@ -163,9 +187,29 @@ def cmd_reset_link(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_user_admin(user_sub: Any) -> None:
-    """The admin actions of `backprop user` (create is declared with the group)."""
+def add_user_commands(sub: argparse._SubParsersAction) -> None:
+    """`backprop user create|list|set-role|set-password|delete|reset-link`."""
     roles = ["learner", "instructor"]
+    user = sub.add_parser(
+        "user",
+        help="manage accounts: create, list, set-role, set-password, delete, reset-link",
+        epilog=USER_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    create = user_sub.add_parser("create", help="create a learner or an instructor")
+    create.add_argument("name", help="3-32 letters, digits, dots, dashes or underscores")
+    create.add_argument(
+        "--role",
+        choices=roles,
+        default="learner",
+        help="(default: learner)",
+    )
+    create.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    create.set_defaults(func=cmd_create)
+
     listing = user_sub.add_parser("list", help="list accounts (id, username, role, created)")
     listing.add_argument("--role", choices=roles, help="only this role (default: every role)")
     listing.set_defaults(func=cmd_list)

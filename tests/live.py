@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -36,6 +38,19 @@ def server_env(data: Path, content: Path = ROOT / "content") -> dict[str, str]:
         "DATA_DIR": str(data),
         "DATABASE_URL": f"sqlite:///{(data / 'backprop.db').as_posix()}",
     }
+
+
+def events(response: httpx.Response) -> Iterator[tuple[str, dict]]:
+    """(event, data) pairs from a Server-Sent Events response, as they arrive."""
+    name, data = "message", []
+    for line in response.iter_lines():
+        if line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif line == "" and data:
+            yield name, json.loads("\n".join(data))
+            name, data = "message", []
 
 
 def free_port() -> int:

@@ -8,11 +8,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,19 +75,6 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str, every: float
             return value
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def events(response: httpx.Response) -> Iterator[tuple[str, dict]]:
-    """(event, data) pairs from a Server-Sent Events response, as they arrive."""
-    name, data = "message", []
-    for line in response.iter_lines():
-        if line.startswith("event:"):
-            name = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].strip())
-        elif line == "" and data:
-            yield name, json.loads("\n".join(data))
-            name, data = "message", []
 
 
 def same_run(result: dict) -> str:

@@ -69,6 +69,32 @@ def test_upgrade_on_an_empty_database_leaves_no_autogenerate_diff(engine):
     assert table_names(engine) == all_tables(engine)
 
 
+def test_the_sql_that_db_upgrade_sql_prints_builds_the_schema_the_models_describe(
+    engine, database_url
+):
+    """For hosts whose DBA applies migrations by hand: the offline SQL, run on an empty
+    database, gives what `backprop db upgrade` would (procrastinate's schema on PostgreSQL)."""
+    printed = run_cli("db", "upgrade", "--sql", env={"DATABASE_URL": database_url})
+    assert printed.returncode == 0, printed.stderr
+    assert "CREATE TABLE attempt_answers" in printed.stdout
+    raw = engine.raw_connection()
+    try:
+        if engine.dialect.name == "sqlite":
+            raw.executescript(printed.stdout)
+        else:
+            raw.cursor().execute(printed.stdout)  # no parameters: one simple-protocol script
+            raw.commit()
+    finally:
+        raw.close()
+    assert current_revision(engine) == HEAD
+    with engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_object": include_object}
+        )
+        assert compare_metadata(context, Base.metadata) == []
+    assert table_names(engine) == all_tables(engine)
+
+
 def test_migrations_go_down_to_nothing_and_up_again(engine):
     upgrade(engine)
     assert current_revision(engine) == HEAD

@@ -20,8 +20,8 @@ from app.accounts import limits
 
 from .accounts_util import PASSWORD
 from .conftest import SEED
-from .live import BACKPROP_SERVE, LiveServer, server_env
-from .test_training_live import LONG, SMALL, SSE, events
+from .live import BACKPROP_SERVE, LiveServer, events, server_env
+from .test_training_live import LONG, SMALL, SSE
 
 pytestmark = pytest.mark.slow
 

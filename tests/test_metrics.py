@@ -25,8 +25,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from .accounts_util import SEED, answers, ids_of, learner
 from .conftest import ROOT
 from .conftest import SEED as SEED_DIR
-from .live import LiveServer, free_port, server_env
-from .test_training_live import LONG, SSE, events
+from .live import LiveServer, events, free_port, server_env
+from .test_training_live import LONG, SSE
 
 Samples = dict[tuple[str, frozenset], float]
 

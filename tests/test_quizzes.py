@@ -120,8 +120,9 @@ def test_the_quiz_api_serves_ids_prompts_and_options_and_nothing_more(client):
     assert len(quiz["questions"]) == 5
     content = {o.id for q in client.app.state.course.get(SEED).quiz.questions for o in q.options}
     for question in quiz["questions"]:
-        assert question.keys() == {"id", "type", "prompt", "options", "items", "run"}
+        assert question.keys() == {"id", "type", "prompt", "options", "items", "run", "experiment"}
         assert (question["type"], question["items"], question["run"]) == ("single", [], None)
+        assert question["experiment"] is None
         for option in question["options"]:
             assert option.keys() == {"id", "text"}
             assert re.fullmatch(r"o[0-9a-f]{16}", option["id"])
@@ -205,7 +206,7 @@ def test_submitting_right_answers_through_the_api_passes(client):
     assert [r["question_id"] for r in body["results"]] == [q["id"] for q in quiz["questions"]]
     assert body["results"][0].keys() == {
         "question_id", "type", "correct", "selected", "correct_answer", "selected_option_id",
-        "correct_option_id", "explanation", "feedback", "note", "run",
+        "correct_option_id", "explanation", "feedback", "note", "run", "terms",
     }  # fmt: skip
     first = body["results"][0]
     assert first["selected_option_id"] == first["selected"] == truth[first["question_id"]]

@@ -236,3 +236,16 @@ def test_backprop_train_shows_progress_and_a_summary(capsys):
     assert "epoch 5/5 [" in err and "completed: moons, layers [2, 16, 2]" in out
     assert main(["train", "--epochs", "0"]) == 2
     assert "epochs:" in capsys.readouterr().err
+
+
+def test_backprop_train_has_an_option_for_every_train_field_with_its_bounds(capsys):
+    from app.cli import main
+    from app.training.schemas import TrainRequest
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    shown = capsys.readouterr().out
+    for name in TrainRequest.model_fields:
+        assert f"--{name.replace('_', '-')}" in shown, name
+    assert "from 1 to 1,000" in shown and "N|full" in shown  # epochs' bounds, batch size's form
+    assert main(["train", "--noise", "0.1", "--dataset", "xor", "--epochs", "1"]) == 0

@@ -4,7 +4,6 @@ answered promptly while every training process is busy."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import time
@@ -20,7 +19,7 @@ from app.training.routes import TRAINING_FAILED
 from app.training.runner import train
 
 from .conftest import SEED
-from .live import LiveServer, server_env
+from .live import LiveServer, events, server_env
 
 #: About 0.2 s an epoch and a minute in all: far longer than any wait below.
 LONG = {"dataset": "digits", "hidden_layers": [1024, 1024], "epochs": 300}
@@ -49,19 +48,6 @@ def one_worker(tmp_path_factory) -> Iterator[LiveServer]:
     server = start_server(tmp_path_factory, "one", TRAIN_WORKERS="1", TRAIN_QUEUE="1")
     yield server
     server.stop()
-
-
-def events(response: httpx.Response) -> Iterator[tuple[str, dict]]:
-    """(event, data) pairs from a Server-Sent Events response, as they arrive."""
-    name, data = "message", []
-    for line in response.iter_lines():
-        if line.startswith("event:"):
-            name = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].strip())
-        elif line == "" and data:
-            yield name, json.loads("\n".join(data))
-            name, data = "message", []
 
 
 @contextmanager

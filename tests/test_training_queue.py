@@ -25,9 +25,9 @@ from app.training.queue import NO_WORKER, QueueBackend
 from app.training.runner import full_config, train
 
 from .conftest import SEED, TEST_DATABASE_URL
-from .live import LiveServer
+from .live import LiveServer, events
 from .question_types_util import EVERY_TYPE, LESSON
-from .queue_live import Queue, Worker, events, same_run, wait_until
+from .queue_live import Queue, Worker, same_run, wait_until
 
 pytestmark = [
     pytest.mark.slow,
@@ -416,6 +416,15 @@ def test_the_stream_of_an_unknown_or_malformed_run_id_is_a_404_or_422(webs):
     assert httpx.get(f"{a.url}/train/runs/{'f' * 32}/events").status_code == 404
     assert httpx.get(f"{a.url}/train/runs/not-a-run/events").status_code == 422
     assert json.loads(httpx.get(f"{a.url}/train/runs/{'f' * 32}/events").text)["detail"]
+
+
+@pytest.mark.parametrize("resume", ["²", "٣", "-1", "1e3", "9" * 40, ""])
+def test_a_resume_point_that_is_not_a_small_ascii_number_is_ignored_not_a_500(webs, resume):
+    a, _ = webs
+    url = f"{a.url}/train/runs/{'f' * 32}/events"
+    by_header = httpx.get(url, headers={"Last-Event-ID": resume.encode("latin-1", "ignore")})
+    by_query = httpx.get(url, params={"after": resume})
+    assert by_header.status_code == by_query.status_code == 404
 
 
 def test_the_per_client_quota_holds_a_queued_run_until_it_ends(queue_env, workers, tmp_path):

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .live import LiveServer
-from .test_training_live import SSE, events, start_server
+from .live import LiveServer, events
+from .test_training_live import SSE, start_server
 
 #: About half a second each; its JSON answer is over 50 KB, its pickled result over 16 KiB (what
 #: multiprocessing writes as a header and then a separate body).

@@ -16,12 +16,38 @@ Create Date: 2026-12-01
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 
 revision: str = "0003"
 down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+
+def _answers_at_0002() -> sa.Table:
+    """attempt_answers as revision 0002 left it: what SQLite's batch copy starts from when
+    `alembic upgrade --sql` has no database to read it from."""
+    return sa.Table(
+        "attempt_answers",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("attempt_id", sa.Integer(), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("question_id", sa.String(length=100), nullable=False),
+        sa.Column("selected_option_id", sa.String(length=100), nullable=True),
+        sa.Column("correct_option_id", sa.String(length=100), nullable=False),
+        sa.Column("correct", sa.Boolean(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["attempt_id"],
+            ["quiz_attempts.id"],
+            name="fk_attempt_answers_attempt_id_quiz_attempts",
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name="pk_attempt_answers"),
+        sa.UniqueConstraint(
+            "attempt_id", "question_id", name="uq_attempt_answers_attempt_id_question_id"
+        ),
+    )
 
 
 def upgrade() -> None:
@@ -39,7 +65,10 @@ def upgrade() -> None:
             batch_op.f("ix_guest_attempts_updated_at"), ["updated_at"], unique=False
         )
 
-    with op.batch_alter_table("attempt_answers", schema=None) as batch_op:
+    offline = context.is_offline_mode()
+    with op.batch_alter_table(
+        "attempt_answers", schema=None, copy_from=_answers_at_0002() if offline else None
+    ) as batch_op:
         batch_op.add_column(
             sa.Column("type", sa.String(length=16), server_default="single", nullable=False)
         )
@@ -51,7 +80,7 @@ def upgrade() -> None:
 
     # An option id as a JSON string: json_quote on SQLite, to_json on PostgreSQL (both keep
     # NULL as SQL NULL only when asked: an unanswered question stays NULL).
-    to_json = "to_json" if op.get_bind().dialect.name == "postgresql" else "json_quote"
+    to_json = "to_json" if op.get_context().dialect.name == "postgresql" else "json_quote"
     op.execute(
         f"UPDATE attempt_answers SET "
         f"answer = CASE WHEN selected_option_id IS NULL THEN NULL "

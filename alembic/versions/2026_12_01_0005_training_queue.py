@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 
 revision: str = "0005"
 down_revision: str | None = "0004"
@@ -110,18 +110,23 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("run_id", "epoch", name=op.f("pk_training_epochs")),
     )
 
-    bind = op.get_bind()
-    if bind.dialect.name == "postgresql":
-        # One simple-protocol statement list, as procrastinate applies it; no parameters, so
-        # the '%' in its RAISE messages reaches the server as written.
-        bind.exec_driver_sql(_procrastinate_schema(), execution_options={"no_parameters": True})
+    if op.get_context().dialect.name != "postgresql":
+        return
+    if context.is_offline_mode():
+        # `alembic upgrade --sql`: the schema as text (it has no bind parameters to fill in).
+        op.execute(sa.text(_procrastinate_schema()))
+        return
+    # One simple-protocol statement list, as procrastinate applies it; no parameters, so the
+    # '%' in its RAISE messages reaches the server as written.
+    op.get_bind().exec_driver_sql(
+        _procrastinate_schema(), execution_options={"no_parameters": True}
+    )
 
 
 def downgrade() -> None:
-    bind = op.get_bind()
-    if bind.dialect.name == "postgresql":
+    if op.get_context().dialect.name == "postgresql":
         for statement in DROP_PROCRASTINATE:
-            bind.exec_driver_sql(statement)
+            op.execute(statement)
 
     op.drop_table("training_epochs")
     with op.batch_alter_table("training_runs", schema=None) as batch_op:

@@ -47,6 +47,10 @@ from .schemas import (
 router = APIRouter(prefix="/api", tags=["accounts"], generate_unique_id_function=operation_id)
 
 MAX_ID = 2**31 - 1  # an INTEGER on PostgreSQL; larger ids cannot exist
+#: What a request that repeats the user's password (check_password) may be answered with.
+PASSWORD_CHECKED = {
+    **UNAUTHORIZED, **WRONG_PASSWORD, **THROTTLED, **BUSY, **INVALID, **UNPARSABLE_BODY
+}  # fmt: skip
 
 
 def throttled(exc: limits.Throttled) -> HTTPException:
@@ -191,7 +195,7 @@ def me(user: CurrentUser) -> UserOut:
     "/me",
     status_code=204,
     response_class=Response,
-    responses={**UNAUTHORIZED, **WRONG_PASSWORD, **THROTTLED, **BUSY, **INVALID, **UNPARSABLE_BODY},
+    responses=PASSWORD_CHECKED,
     summary="Delete my account and everything of mine (my password again in the body)",
 )
 def delete_me(
@@ -250,7 +254,7 @@ def end_session(
 @router.post(
     "/me/password",
     response_model=Ended,
-    responses={**UNAUTHORIZED, **WRONG_PASSWORD, **THROTTLED, **BUSY, **INVALID, **UNPARSABLE_BODY},
+    responses=PASSWORD_CHECKED,
     summary="Change my password; every other session and token ends",
 )
 def change_password(

@@ -94,7 +94,7 @@ class AnswerOut(BaseModel):
     """A stored answer, in the content's own ids (not the ones a learner's quiz shows)."""
 
     question_id: str
-    type: Literal["single", "multiple", "numeric", "ordering"]
+    type: Literal["single", "multiple", "numeric", "ordering", "experiment"]
     answer: JsonValue = Field(
         description="An option id, a list of option ids, {text, value}, or the item ids in the "
         "learner's order; null if unanswered"
@@ -159,9 +159,30 @@ class ItemStats(BaseModel):
     placed_share: float | None = Field(description="Share of answered orders with it in place")
 
 
+class TermStats(BaseModel):
+    term: str
+    median: float | None = Field(description="Median figure measured over the runs; null: none")
+    runs: int = Field(description="Answers whose run measured it")
+
+
+class ConfigStats(BaseModel):
+    config: dict[str, JsonValue] = Field(description="The free fields as the learners set them")
+    count: int
+    reached: int = Field(description="How many of those runs reached the goal")
+
+
+class ExperimentStats(BaseModel):
+    goal: str
+    learners: int = Field(description="Learners who answered it")
+    learners_reached: int = Field(description="... and reached the goal in some attempt")
+    reached_share: float | None
+    terms: list[TermStats]
+    common_configs: list[ConfigStats] = Field(description="The five most common, most first")
+
+
 class QuestionStats(BaseModel):
     question_id: str
-    type: Literal["single", "multiple", "numeric", "ordering"]
+    type: Literal["single", "multiple", "numeric", "ordering", "experiment"]
     prompt_html: str
     answered: int
     unanswered: int
@@ -173,6 +194,9 @@ class QuestionStats(BaseModel):
     options: list[OptionStats] = Field(description="Single choice and multiple select")
     common_wrong: list[WrongValue] = Field(description="Numeric: the five most common wrong")
     items: list[ItemStats] = Field(description="Ordering: each item, in the right order")
+    experiment: ExperimentStats | None = Field(
+        default=None, description="Experiment: who reached the goal, figures, configurations"
+    )
 
 
 class LessonStats(BaseModel):

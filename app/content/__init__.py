@@ -3,6 +3,7 @@
 from .loader import ContentError, load_course, log_problems, parse_duration
 from .models import (
     Course,
+    Experiment,
     Item,
     Lesson,
     NumericAnswer,
@@ -19,6 +20,7 @@ from .numbers import parse_number
 __all__ = [
     "ContentError",
     "Course",
+    "Experiment",
     "Item",
     "Lesson",
     "NumericAnswer",

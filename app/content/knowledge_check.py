@@ -35,7 +35,7 @@ _SETEXT_UNDERLINE = re.compile(r"^(?:=+|-+)[ ]*$")
 _QUESTION = re.compile(r"^\s{0,3}(\d+)[.)]\s+(.*)$")
 _NUMBERED = re.compile(r"^(\s*)(\d+[.)]\s+)(.*)$")
 _NUMERIC = re.compile(r"^\s*=\s*(.*)$")
-_TRAIN_FENCE = re.compile(r"^\s*(`{3,}|~{3,})[ ]*train[ ]*$")
+_TRAIN_FENCE = re.compile(r"^\s*(`{3,}|~{3,})[ ]*(train|experiment)[ ]*$")
 _OPTION = re.compile(r"^\s*[-*+]\s+(.*)$")
 _MARKER = re.compile(r"^\[([ xX])\]\s+(.*)$")
 _EXPLANATION = re.compile(r"^\s*>\s?(.*)$")
@@ -67,6 +67,7 @@ class DraftQuestion:
     numeric: list[tuple[int, str]] = field(default_factory=list)  # (line, text after '=')
     items: list[tuple[int, str]] = field(default_factory=list)  # (line, text)
     run: tuple[int, str] | None = None  # (line of the opening fence, the block's text)
+    experiment: tuple[int, str] | None = None  # the ```experiment block, likewise
     #: what a wrapped (lazy continuation) line continues
     last: str = "prompt"
 
@@ -194,16 +195,22 @@ def _indent(line: str) -> int:
 
 def _parse_questions(lines: list[str], first_line: int) -> list[DraftQuestion]:
     questions: list[DraftQuestion] = []
-    fence: tuple[int, str, int, list[str]] | None = None  # (line, fence, indent, body lines)
+    # (line, fence, indent, body lines, language)
+    fence: tuple[int, str, int, list[str], str] | None = None
     for offset, line in enumerate(lines):
         number = first_line + offset
         current = questions[-1] if questions else None
         if fence is not None:
-            opened, marks, indent, body = fence
+            opened, marks, indent, body, language = fence
             stripped = line.strip()
             if stripped and set(stripped) == {marks[0]} and len(stripped) >= len(marks):
                 assert current is not None
-                current.run, current.last, fence = (opened, "\n".join(body)), "run", None
+                block = (opened, "\n".join(body))
+                if language == "train":
+                    current.run = block
+                else:
+                    current.experiment = block
+                current.last, fence = "run", None
             else:
                 body.append(line.expandtabs(TAB_LENGTH)[indent:] if _indent(line) >= indent else "")
             continue
@@ -222,19 +229,26 @@ def _parse_questions(lines: list[str], first_line: int) -> list[DraftQuestion]:
             questions.append(DraftQuestion(number, [match.group(2)], column))
             continue
         if opening := _TRAIN_FENCE.match(line):
+            language = opening.group(2)
             if current is None:
                 raise ContentError(
-                    "train block before any numbered question",
+                    f"{language} block before any numbered question",
                     line=number,
-                    hint="put the ```train block inside the question it belongs to",
+                    hint=f"put the ```{language} block inside the question it belongs to",
                 )
-            if current.run is not None:
+            if current.run is not None or current.experiment is not None:
+                had = "train" if current.run is not None else "experiment"
+                what = (
+                    f"a second {language} block"
+                    if had == language
+                    else "both a train block and an experiment block"
+                )
                 raise ContentError(
-                    "question has a second train block; one run per question",
+                    f"question has {what}; one run per question",
                     line=number,
                     hint="split it into two questions",
                 )
-            fence = (number, opening.group(1), indent, [])
+            fence = (number, opening.group(1), indent, [], language)
             continue
         if match := _EXPLANATION.match(line):
             if current is None:
@@ -270,7 +284,7 @@ def _parse_questions(lines: list[str], first_line: int) -> list[DraftQuestion]:
             _continue(current, line.strip(), number)
     if fence is not None:
         raise ContentError(
-            "train block is not closed",
+            f"{fence[4]} block is not closed",
             line=fence[0],
             hint=f"end it with a line of {fence[1]}",
         )

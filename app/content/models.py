@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from .claims import Claim
+    from .goals import Goal
     from .render import LessonBody
 
 
@@ -39,7 +40,7 @@ class Problem:
         return f"{text} (hint: {self.hint})" if self.hint else text
 
 
-QuestionType = Literal["single", "multiple", "numeric", "ordering"]
+QuestionType = Literal["single", "multiple", "numeric", "ordering", "experiment"]
 ReviewAnswers = Literal["always", "after-pass", "never"]
 
 
@@ -85,6 +86,28 @@ class NumericAnswer:
 
 
 @dataclass(frozen=True, slots=True)
+class Experiment:
+    """An ```experiment block: the learner picks the `free` /train fields, a run is graded."""
+
+    #: the line of the block's opening fence
+    line: int
+    dataset: str
+    #: the /train fields the author fixed, as written (besides the dataset)
+    fixed: dict[str, Any]
+    #: the /train fields the learner chooses, in the author's order
+    free: tuple[str, ...]
+    goal: Goal
+    #: the author's own answer, one value per free field; never sent to a learner
+    solution: dict[str, Any] = field(repr=False)
+    #: the solution as it trains: the RunValidator's configuration (defaults filled in)
+    config: dict[str, Any] = field(repr=False)
+
+    def merged(self, answer: Mapping[str, Any]) -> dict[str, Any]:
+        """The /train request of an answer (free field → value): dataset, fixed, then answer."""
+        return {"dataset": self.dataset, **self.fixed, **answer}
+
+
+@dataclass(frozen=True, slots=True)
 class Item:
     """One element of an ordering question; a question lists its items in the right order."""
 
@@ -108,6 +131,8 @@ class Question:
     items: tuple[Item, ...] = ()
     #: predict-then-run: the /train configuration the review runs, or None
     run: dict[str, Any] | None = None
+    #: experiment: what the learner chooses and the goal its run must reach
+    experiment: Experiment | None = None
     #: single choice: the right option (None for the other types)
     correct_option: Option | None = field(init=False, repr=False)
     _by_id: dict[str, Option] = field(init=False, repr=False, compare=False)

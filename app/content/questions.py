@@ -3,7 +3,8 @@
 A question's type follows from what is written under it: `- options` (single choice, or
 multiple select with two or more `[x]` or a prompt ending "(select all that apply)"), `= VALUE`
 lines (numeric), or a nested numbered list (ordering). A ```train block makes any of them a
-predict-then-run question.
+predict-then-run question; a ```experiment block instead of answers makes an experiment
+(experiments.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from .experiments import parse_experiment
 from .front_matter import load_yaml
 from .knowledge_check import DraftOption, DraftQuestion
 from .models import (
@@ -97,6 +99,7 @@ def _question(
             ("options", draft.options[0].line if draft.options else 0),
             ("'=' lines", draft.numeric[0][0] if draft.numeric else 0),
             ("an ordering list", draft.items[0][0] if draft.items else 0),
+            ("an experiment block", draft.experiment[0] if draft.experiment else 0),
         )
         if line
     )
@@ -105,7 +108,7 @@ def _question(
             f"question mixes {kinds[0][1]} and {kinds[1][1]}; a question is of one type",
             line=kinds[1][0],
             hint="options ('- ...') make a choice, '= VALUE' lines a number, "
-            "a nested numbered list an ordering",
+            "a nested numbered list an ordering, a ```experiment block an experiment",
         )
     run = _run(draft, validate_run) if draft.run else None
     explanation = " ".join(s.strip() for s in draft.explanation).strip()
@@ -116,6 +119,10 @@ def _question(
         "line": draft.line,
         "run": run,
     }
+    if draft.experiment:
+        fence_line, text = draft.experiment
+        experiment = parse_experiment(text, fence_line, validate_run)
+        return Question(options=(), type="experiment", experiment=experiment, **common)
     if draft.numeric:
         return Question(options=(), type="numeric", numeric=_numeric(draft), **common)
     if draft.items:

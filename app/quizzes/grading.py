@@ -14,13 +14,13 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from ..content import Item, NumericAnswer, Option, Question, QuestionType, Quiz, parse_number
+from ..content.goals import Outcome
 from ..hashing import keyed_hasher
+from .answers import AnswerError, ExperimentAnswer, read_experiment
+
+__all__ = ["AnswerError", "ExperimentAnswer"]
 
 T = TypeVar("T", Option, Item)
-
-
-class AnswerError(ValueError):
-    """A submission that cannot be graded as sent (the route answers 422 with this message)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +39,9 @@ class Invalid:
 
 
 #: An answer in canonical ids: an option id (single), the set of option ids (multiple),
-#: a Number (numeric), the item ids in the learner's order (ordering), or Invalid.
-Answer = str | frozenset[str] | Number | tuple[str, ...] | Invalid
+#: a Number (numeric), the item ids in the learner's order (ordering), an ExperimentAnswer
+#: (experiment), or Invalid.
+Answer = str | frozenset[str] | Number | tuple[str, ...] | ExperimentAnswer | Invalid
 
 NOT_A_NUMBER = "not a number"
 TYPE_NAMES = {
@@ -48,6 +49,7 @@ TYPE_NAMES = {
     "multiple": "multiple select",
     "numeric": "numeric",
     "ordering": "ordering",
+    "experiment": "experiment",
 }
 
 
@@ -155,6 +157,8 @@ def read_answer(quiz: Quiz, question: Question, value: Any, ids: AnswerIds | Non
     if isinstance(value, Invalid):
         return value
     kind = question.type
+    if kind == "experiment":
+        return read_experiment(question, value)
     if kind == "single":
         if not isinstance(value, str):
             raise _wrong_shape(question, "an option id")
@@ -206,6 +210,15 @@ class QuestionResult:
     note: str | None = None
     #: numeric: the `=` line that matched, else the first
     numeric: NumericAnswer | None = None
+    #: experiment: the summary of the answer's run (app.training.figures.summary)
+    run: dict[str, Any] | None = field(default=None, repr=False)
+
+    def outcomes(self) -> tuple[Outcome, ...]:
+        """Experiment: each goal term measured on the run (() when nothing ran)."""
+        experiment = self.question.experiment
+        if experiment is None or self.run is None:
+            return ()
+        return experiment.goal.evaluate(self.run)
 
     @property
     def question_id(self) -> str:
@@ -246,9 +259,12 @@ class QuestionResult:
             if o.feedback_html and o.id in self.chosen()
         )
 
-    def correct_answer(self) -> str | tuple[str, ...] | NumericAnswer:
-        """What is right: an option id, the option ids, a NumericAnswer, or the items in order."""
+    def correct_answer(self) -> str | tuple[str, ...] | NumericAnswer | None:
+        """What is right: an option id, the option ids, a NumericAnswer, or the items in order;
+        None for an experiment, whose solution never leaves the server (the goal says what)."""
         question = self.question
+        if question.type == "experiment":
+            return None
         if question.type == "single":
             assert question.correct_option is not None
             return question.correct_option.id
@@ -259,12 +275,20 @@ class QuestionResult:
         return tuple(i.id for i in question.items)
 
 
-def judge(question: Question, answer: Answer | None) -> QuestionResult:
-    """One question's result; unanswered is wrong."""
+def judge(
+    question: Question, answer: Answer | None, run: Mapping[str, Any] | None = None
+) -> QuestionResult:
+    """One question's result; unanswered is wrong. An experiment's is `run`, its answer's run."""
     if answer is None:
         return QuestionResult(question, None, False)
     if isinstance(answer, Invalid):
         return QuestionResult(question, answer, False, note=answer.note)
+    if question.type == "experiment":
+        assert question.experiment is not None
+        if run is None:
+            return QuestionResult(question, answer, False, note="the run could not be done")
+        held = question.experiment.goal.holds(run)
+        return QuestionResult(question, answer, held, run=dict(run))
     if question.type == "numeric":
         assert isinstance(answer, Number)
         if answer.value is None:
@@ -314,10 +338,16 @@ def grade(
     lesson_id: str,
     pass_percent: int,
     ids: AnswerIds | None = None,
+    runs: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Grade:
-    """Score a submission; unanswered questions count as wrong."""
+    """Score a submission; unanswered questions count as wrong. `runs`: question id → the run
+    of its experiment answer (see app/quizzes/experiments.py)."""
     checked = check_answers(quiz, answers, ids)
-    results = [judge(question, checked.get(question.id)) for question in quiz.questions]
+    runs = runs or {}
+    results = [
+        judge(question, checked.get(question.id), runs.get(question.id))
+        for question in quiz.questions
+    ]
     return score(lesson_id, results, pass_percent)
 
 
@@ -332,11 +362,24 @@ def stored_answer(result: QuestionResult) -> Any:
         return list(result.chosen())
     if isinstance(answer, Number):
         return {"text": answer.text, "value": None if answer.value is None else float(answer.value)}
+    if isinstance(answer, ExperimentAnswer):
+        return {
+            "config": answer.values,
+            "run": result.run,
+            "terms": [outcome_json(o) for o in result.outcomes()],
+        }
     return list(answer)
 
 
+def outcome_json(outcome: Outcome) -> dict[str, Any]:
+    """A goal term's outcome as JSON: the term as text, what was measured, whether it held."""
+    return {"term": outcome.term.text, "measured": outcome.measured, "held": outcome.held}
+
+
 def stored_correct(result: QuestionResult) -> Any:
-    """What was right, as the typed JSON an attempt stores."""
+    """What was right, as the typed JSON an attempt stores (an experiment: its goal)."""
+    if result.question.experiment is not None:
+        return {"goal": result.question.experiment.goal.text}
     right = result.correct_answer()
     if isinstance(right, NumericAnswer):
         return {"value": float(right.value), "tolerance": float(right.absolute_tolerance)}

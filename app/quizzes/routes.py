@@ -20,11 +20,13 @@ from ..web.deps import LessonDep, SessionDep, SettingsDep
 from ..web.schemas import TOO_LARGE, UNPARSABLE_BODY, ErrorBody
 from ..web.security import CSRF_FIELD, csrf_ok
 from ..web.templates import render
+from .answers import FieldError
 from .charts import accuracy_chart, loss_chart
 from .deps import LearnerDep, guest_id, tracks_guests
+from .experiments import Unsubmitted, experiment_configs, run_experiments
 from .grading import AnswerError, AnswerIds, Grade
 from .runs import runs_for
-from .schemas import AttemptIn, GradedAttempt, OptionOut, QuestionOut, QuizOut
+from .schemas import AttemptIn, ExperimentOut, GradedAttempt, OptionOut, QuestionOut, QuizOut
 from .service import (
     Learner,
     answer_ids,
@@ -46,6 +48,13 @@ MAX_FORM_FIELDS = 500
 
 UNAUTHORIZED = {401: {"model": ErrorBody, "description": "The bearer token is invalid or expired"}}
 NO_QUIZ = {404: {"model": ErrorBody, "description": "No such lesson, or it has no quiz"}}
+NOT_ADMITTED = {
+    429: {
+        "model": ErrorBody,
+        "description": "An experiment's run could not be admitted (pool full or the client's "
+        "training quota): nothing graded or stored; retry after `Retry-After` seconds",
+    }
+}
 USED_UP = {409: {"model": ErrorBody, "description": "Every attempt the lesson allows is made"}}
 NOT_STORED = "the attempt was not stored; submit again"
 
@@ -106,10 +115,28 @@ def require_attempts_left(quiz: Quiz, learner: Learner) -> None:
         raise used_up(quiz.max_attempts)
 
 
-def grade_or_422(lesson: Lesson, answers: dict[str, Any], settings: Any, ids: AnswerIds) -> Grade:
+def grade_or_422(
+    lesson: Lesson,
+    answers: dict[str, Any],
+    settings: Any,
+    ids: AnswerIds,
+    runs: dict[str, dict[str, Any]] | None = None,
+) -> Grade:
     """Grade a submission; one that names unknown ids or sends a wrong shape is a 422 saying so."""
     try:
-        return grade_lesson(lesson, answers, default_pass=settings.pass_percent, ids=ids)
+        return grade_lesson(lesson, answers, default_pass=settings.pass_percent, ids=ids, runs=runs)
+    except AnswerError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+
+
+def configs_or_422(
+    quiz: Quiz, answers: dict[str, Any], settings: Any, ids: AnswerIds
+) -> dict[str, dict[str, Any]]:
+    """The runs a submission's experiment answers make; any bad answer is a 422 first."""
+    try:
+        return experiment_configs(quiz, answers, ids=ids, budget=settings.train_work_budget)
+    except FieldError as exc:
+        raise Unsubmitted(422, str(exc)) from None
     except AnswerError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
 
@@ -138,6 +165,7 @@ async def get_quiz(
                 options=[OptionOut(id=oid, text=html) for oid, html in q.options],
                 items=[OptionOut(id=iid, text=html) for iid, html in q.items],
                 run=q.run,
+                experiment=ExperimentOut.model_validate(q.experiment) if q.experiment else None,
             )
             for q in present(quiz, learner=learner, secret=request.app.state.secret)
         ],
@@ -157,7 +185,10 @@ async def submit(
     require_attempts_left(quiz, learner)
     secret = request.app.state.secret
     ids = answer_ids(quiz, learner, secret)
-    result = grade_or_422(lesson, answers, settings, ids)
+    configs = configs_or_422(quiz, answers, settings, ids)
+    # every experiment trains before anything is stored: a run turned away (429) stores nothing
+    experiments = await run_experiments(request, configs) if configs else {}
+    result = grade_or_422(lesson, answers, settings, ids, experiments)
     attempt_id, after = await run_in_threadpool(stored, session, learner, quiz, result, secret)
     reveal = reveals(quiz, passed=after.passed)
     runs = await runs_for(request, quiz) if reveal else {}
@@ -174,7 +205,12 @@ async def submit(
         **NO_QUIZ,
         **USED_UP,
         **TOO_LARGE,
-        422: {"model": ErrorBody, "description": "An unknown id, or a wrong answer shape"},
+        **NOT_ADMITTED,
+        422: {
+            "model": ErrorBody,
+            "description": "An unknown id, a wrong answer shape, or an experiment field that "
+            "is not free or out of /train's bounds (the question and field named)",
+        },
         503: {"model": ErrorBody, "description": "The attempt was not stored; submit again"},
     },
 )
@@ -201,6 +237,36 @@ async def submit_attempt(
     )
 
 
+def unsubmitted(
+    request: Request,
+    lesson: Lesson,
+    learner: Learner,
+    settings: Any,
+    fields: list[tuple[str, str]],
+    exc: Unsubmitted,
+) -> HTMLResponse:
+    """The form again, every answer as the learner gave it, saying why it was not graded."""
+    quiz = require_quiz(lesson)
+    filled: dict[str, list[str]] = {}
+    for key, value in fields:
+        filled.setdefault(key, []).append(value)
+    response = render(
+        request,
+        "quiz_unsubmitted.html",
+        {
+            "lesson": lesson,
+            "detail": exc.detail,
+            "questions": present(quiz, learner=learner, secret=request.app.state.secret),
+            "pass_percent": pass_percent_for(lesson, settings.pass_percent),
+            "attempts_left": attempts_left(quiz, learner),
+            "filled": filled,
+        },
+        status_code=exc.status_code,
+    )
+    response.headers.update(exc.headers or {})
+    return response
+
+
 @pages.post("/lessons/{lesson_id}/quiz", response_class=HTMLResponse)
 async def submit_form(
     request: Request,
@@ -225,9 +291,15 @@ async def submit_form(
         if not isinstance(value, str):
             raise HTTPException(status_code=422, detail=f"answer to {key!r} must be text")
         fields.append((key, value))
-    result, attempt_id, after, reveal, runs, _ = await submit(
-        request, lesson, form_answers(quiz, fields), learner, session, settings
-    )
+    try:
+        answers = form_answers(quiz, fields)
+        result, attempt_id, after, reveal, runs, _ = await submit(
+            request, lesson, answers, learner, session, settings
+        )
+    except FieldError as exc:
+        return unsubmitted(request, lesson, learner, settings, fields, Unsubmitted(422, str(exc)))
+    except Unsubmitted as exc:
+        return unsubmitted(request, lesson, learner, settings, fields, exc)
     return render(
         request,
         "quiz_result.html",

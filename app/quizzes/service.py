@@ -6,7 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..content import Lesson, Question, Quiz
+from ..content import Experiment, Lesson, Question, Quiz
+from ..training.query import playground_query
+from ..training.schemas import field_spec
+from .answers import ExperimentAnswer, FieldError
 from .grading import (
     AnswerIds,
     Grade,
@@ -40,6 +43,22 @@ class PresentedQuestion:
     options: tuple[tuple[str, str], ...]  # (learner's option id, html)
     items: tuple[tuple[str, str], ...]  # (learner's item id, html), shuffled
     run: dict[str, Any] | None
+    #: experiment: what public_experiment shows (never the solution), else None
+    experiment: dict[str, Any] | None = None
+
+
+def public_experiment(experiment: Experiment) -> dict[str, Any]:
+    """An experiment as a learner sees it: the dataset, fixed fields, what to choose within
+    which bounds (TrainRequest's), and the goal; the solution stays on the server."""
+    return {
+        "dataset": experiment.dataset,
+        "fixed": dict(experiment.fixed),
+        "free": [field_spec(name) for name in experiment.free],
+        "goal": {
+            "text": experiment.goal.text,
+            "terms": [{**t.as_dict(), "text": t.text} for t in experiment.goal.terms],
+        },
+    }
 
 
 def pass_percent_for(lesson: Lesson, default: int) -> int:
@@ -79,15 +98,22 @@ def present(quiz: Quiz, *, learner: Learner, secret: str) -> list[PresentedQuest
                 ),
                 items=tuple((ids.to_public(i.id), i.html) for i in item_order(question, **order)),
                 run=question.run,
+                experiment=public_experiment(question.experiment) if question.experiment else None,
             )
         )
     return shown
 
 
 def grade_lesson(
-    lesson: Lesson, answers: Mapping[str, Any], *, default_pass: int, ids: AnswerIds | None
+    lesson: Lesson,
+    answers: Mapping[str, Any],
+    *,
+    default_pass: int,
+    ids: AnswerIds | None,
+    runs: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Grade:
-    """Grade answers to a lesson's quiz with the lesson's (or the site's) pass mark."""
+    """Grade answers to a lesson's quiz with the lesson's (or the site's) pass mark; `runs`
+    are the runs of its experiment answers, by question id."""
     assert lesson.quiz is not None
     return grade(
         lesson.quiz,
@@ -95,6 +121,7 @@ def grade_lesson(
         lesson_id=lesson.id,
         pass_percent=pass_percent_for(lesson, default_pass),
         ids=ids,
+        runs=runs,
     )
 
 
@@ -104,10 +131,13 @@ def form_answers(quiz: Quiz, fields: list[tuple[str, str]]) -> dict[str, Any]:
     # ordering its items sorted by the position chosen for each (`<question id>.<item id>`).
     answers: dict[str, Any] = {}
     positions: dict[str, dict[str, str]] = {}
+    chosen: dict[str, dict[str, str]] = {}
     for key, value in fields:
         question_id, dot, item = key.partition(".")
         question = quiz.question(question_id)
-        if question is not None and question.type == "ordering" and dot:
+        if question is not None and question.type == "experiment" and dot:
+            chosen.setdefault(question_id, {})[item] = value.strip()
+        elif question is not None and question.type == "ordering" and dot:
             positions.setdefault(question_id, {})[item] = value.strip()
         elif question is not None and question.type == "multiple":
             answers.setdefault(key, []).append(value)
@@ -115,9 +145,29 @@ def form_answers(quiz: Quiz, fields: list[tuple[str, str]]) -> dict[str, Any]:
             answers[key] = value if value.strip() else None
         else:
             answers[key] = value  # unknown questions are refused by grading, naming them
-    for question_id, chosen in positions.items():
-        answers[question_id] = _form_order(quiz.question(question_id), chosen)
+    for question_id, placed in positions.items():
+        answers[question_id] = _form_order(quiz.question(question_id), placed)
+    for question_id, values in chosen.items():
+        answers[question_id] = _form_experiment(question_id, values)
     return answers
+
+
+def _form_experiment(question_id: str, values: dict[str, str]) -> dict[str, Any] | None:
+    """An experiment's fields as typed (empty: not given); hidden layers as `32, 32`."""
+    given = {name: text for name, text in values.items() if text}
+    if not given:
+        return None  # nothing chosen: unanswered
+    if "hidden_layers" in given:
+        parts = [part.strip() for part in given["hidden_layers"].split(",")]
+        if len(parts) > 64 or not all(
+            part.isascii() and part.isdigit() and len(part) <= 6 for part in parts
+        ):
+            raise FieldError(
+                f"question {question_id!r}: field 'hidden_layers': write the units of each "
+                "hidden layer as whole numbers separated by commas, e.g. 32, 32"
+            )
+        given["hidden_layers"] = [int(part) for part in parts]
+    return given
 
 
 def _form_order(question: Question | None, chosen: dict[str, str]) -> list[str] | Invalid | None:
@@ -161,6 +211,9 @@ class ReviewedQuestion:
     #: numeric: what the learner typed and what is right ("0.5 ± 0.01"), when shown
     typed: str | None
     right_value: str | None
+    #: experiment: the learner's value per free field, and the playground query of their run
+    chosen: dict[str, Any] | None = None
+    playground: str | None = None
 
     @property
     def correct(self) -> bool:
@@ -218,6 +271,7 @@ def review(
             if item is not None
         ]
         typed = answer.text if isinstance(answer, Number) else None
+        experiment = answer if isinstance(answer, ExperimentAnswer) else None
         reviewed.append(
             ReviewedQuestion(
                 number=number,
@@ -228,6 +282,8 @@ def review(
                 items=items,
                 typed=typed,
                 right_value=numeric_text(outcome) if reveal else None,
+                chosen=experiment.values if experiment else None,
+                playground=playground_query(experiment.config) if experiment else None,
             )
         )
     return reviewed

@@ -324,7 +324,8 @@ async def follow_run(
             {"detail": "runs are stored only with TRAINING_BACKEND=queue"}, status_code=404
         )
     resume = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
-    after = int(resume) if resume.isdigit() and len(resume) < 7 else 0
+    # str.isdigit is true of "²" and "٣", which int() refuses or reads: only ASCII digits count.
+    after = int(resume) if resume.isascii() and resume.isdigit() and len(resume) < 7 else 0
     try:
         if not await backend.exists(run_id):
             raise UnknownRun(run_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -86,7 +87,8 @@ class TrainRequest(BaseModel):
     )
     data: CustomData | None = Field(
         default=None,
-        description="dataset custom only: 10-2,000 points of 2-10 classes, split 80/20 by seed",
+        description="dataset custom only: 10-2,000 points of 2-10 classes, split 80/20 by seed "
+        "(backprop train reads them from a CSV file of x1,x2,label lines)",
     )
 
     @model_validator(mode="after")
@@ -217,3 +219,43 @@ class StepResult(BaseModel):
     state: dict[str, Any]
     decision_boundary: DecisionBoundary | None = None
     classes: list[str] | None = None
+
+
+@lru_cache(maxsize=1)
+def _properties() -> dict[str, Any]:
+    return TrainRequest.model_json_schema()["properties"]
+
+
+def field_spec(name: str) -> dict[str, Any]:
+    """How a /train field may be set, read off TrainRequest's own constraints.
+
+    `kind`: choice (with `choices`), integer or number (with `min`/`max`, `min_exclusive` and
+    `max_exclusive` when a bound itself is not allowed), or layers (a list of `max_length`
+    whole numbers from `min` to `max`); `nullable` when null is a value (batch_size: full batch).
+    """
+    prop = _properties()[name]
+    options = prop.get("anyOf", [prop])
+    main = next(option for option in options if option.get("type") != "null")
+    spec: dict[str, Any] = {
+        "name": name,
+        "nullable": any(option.get("type") == "null" for option in options),
+    }
+    if "enum" in main:
+        return {**spec, "kind": "choice", "choices": list(main["enum"])}
+    if main.get("type") == "array":
+        items = main["items"]
+        return {
+            **spec,
+            "kind": "layers",
+            "min": items.get("minimum"),
+            "max": items.get("maximum"),
+            "max_length": main.get("maxItems"),
+        }
+    spec["kind"] = "integer" if main.get("type") == "integer" else "number"
+    for bound, key in (("min", "minimum"), ("max", "maximum")):
+        exclusive = f"exclusive{key.capitalize()}"
+        if key in main:
+            spec[bound] = main[key]
+        elif exclusive in main:
+            spec[bound], spec[f"{bound}_exclusive"] = main[exclusive], True
+    return spec

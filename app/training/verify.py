@@ -3,8 +3,8 @@
 What is trained comes from SOURCES, functions from a lesson to its Jobs: a configuration, where
 it is written, and the goal its run must meet. Claims are one source, the predict-then-run
 ```train blocks of questions another (their review shows the figures stored here:
-app/quizzes/runs.py); a Job without a goal is only measured and stored, and fails only if it
-cannot run.
+app/quizzes/runs.py), the solutions of experiment questions a third (each must reach its
+goal); a Job without a goal is only measured and stored, and fails only if it cannot run.
 
 Each distinct configuration is trained once through runner.train (figures.measure), one BLAS
 thread per run, in up to one process per core started with spawn (fresh interpreters, as the
@@ -66,8 +66,23 @@ def train_block_jobs(lesson: Lesson) -> Iterator[Job]:
             yield Job(lesson.path, question.line, question.run)
 
 
+def experiment_jobs(lesson: Lesson) -> Iterator[Job]:
+    """A job per experiment question: the author's solution must reach the goal it sets."""
+    if lesson.quiz is None:
+        return
+    for question in lesson.quiz.questions:
+        if (experiment := question.experiment) is not None:
+            yield Job(
+                lesson.path,
+                experiment.line,
+                experiment.config,
+                experiment.goal,
+                failure="experiment solution does not reach its goal",
+            )
+
+
 #: Everything `check --run` trains, by where a lesson writes it; extended by appending a source.
-SOURCES: list[JobSource] = [claim_jobs, train_block_jobs]
+SOURCES: list[JobSource] = [claim_jobs, train_block_jobs, experiment_jobs]
 
 
 def course_jobs(course: Course, sources: Iterable[JobSource] | None = None) -> list[Job]:
