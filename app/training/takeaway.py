@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from ..openapi import operation_id
 from ..web.schemas import UNPARSABLE_BODY
@@ -56,11 +57,12 @@ EXPORT_ERRORS: dict[int | str, dict[str, Any]] = {
     response_class=Response,
     summary="Download a finished run: network.py, weights.npz and data.csv in a zip",
 )
-def export_run(
+async def export_run(
     request: Request, run_id: Annotated[str, Path(pattern="^[0-9a-f]{32}$")]
 ) -> Response:
     """A run of the last hour as a zip; `python network.py` in it prints the run's test
     accuracy. The run id is the only key: whoever started the run was given it."""
+    # the archive is read on the event loop, where /train writes it (no lock needed)
     run = archive_of(request.app.state).get(run_id)
     if run is None:
         return JSONResponse({"detail": NO_EXPORT}, status_code=404)
@@ -72,7 +74,8 @@ def export_run(
         )  # fmt: skip
     if run.params is None:
         return JSONResponse({"detail": TOO_LARGE_TO_EXPORT}, status_code=409)
-    body = export_zip(run.config, run.params, run.test_accuracy)
+    # building the zip regenerates the split and writes the CSV: off the event loop
+    body = await run_in_threadpool(export_zip, run.config, run.params, run.test_accuracy)
     name = f"backprop-{run.config['dataset']}-{run_id[:8]}.zip"
     return Response(
         body,
