@@ -157,3 +157,14 @@ def test_a_state_from_a_diverged_step_is_refused_not_a_500():
     answer = take_step(config, state)  # overflows to inf within the step: nulls, not NaN
     assert answer["state"]["params"] is None and answer["loss"] is None
     json.dumps(answer, allow_nan=False)
+
+
+def test_a_client_is_held_to_300_steps_a_minute(client):
+    from app.training.takeaway import STEPS_PER_MINUTE
+
+    client.app.state.step_quota = None  # a fresh count for this client
+    for _ in range(STEPS_PER_MINUTE):
+        assert client.post("/train/step", json={"config": SMALL}).status_code == 200
+    refused = client.post("/train/step", json={"config": SMALL})
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    assert "300 a minute" in refused.json()["detail"]

@@ -5,7 +5,8 @@ velocity) and sends it back with each step, so any web process can take the next
 is kept on the server. The mini-batch is the one `runner.train` would take at that point (the
 same seeded shuffle per epoch), and the numbers are those of the lesson's network (nn.Network:
 forward, backward, step): stepping through an epoch ends at the weights a one-epoch run trains.
-A step of a network this small costs well under a millisecond, so it runs in the web process.
+A step of a network this small costs a few milliseconds (the data set's load and the boundary
+included: 3 ms for XOR, 9 ms for 2,000 own points full-batch), so it runs in the web process.
 """
 
 from __future__ import annotations

@@ -12,12 +12,15 @@ from ..openapi import operation_id
 from ..web.schemas import UNPARSABLE_BODY
 from .archive import archive_of
 from .export import export_zip
-from .routes import require_json
+from .quota import QuotaExceeded, TrainingQuota
+from .routes import client_keys, require_json
 from .runner import full_config
 from .schemas import StepRequest, StepResult
 from .stepper import StepError, take_step
 
 api = APIRouter(tags=["training"], generate_unique_id_function=operation_id)
+#: Steps one client (as /train counts clients) may have asked for at once, and in a minute.
+STEPS_AT_ONCE, STEPS_PER_MINUTE = 2, 300
 
 #: /train and /train/step take a learner's own points (2,000 rows as JSON, or as CSV text), so
 #: their bodies may be larger than the rest of the site's; every other path keeps the default.
@@ -92,6 +95,8 @@ STEP_ERRORS: dict[int | str, dict[str, Any]] = {
     415: {"description": "The body is not `application/json`"},
     422: {"description": "A field out of bounds, a network too large to step, or a state that "
           "does not fit the network (named in `detail`)"},
+    429: {"description": "This client asked for 2 steps at once or 300 in the last minute; "
+          "retry after `Retry-After` seconds"},
 }  # fmt: skip
 
 
@@ -102,14 +107,30 @@ STEP_ERRORS: dict[int | str, dict[str, Any]] = {
     dependencies=[Depends(require_json)],
     summary="Train one mini-batch of a small network and show every number",
 )
-def train_step(body: StepRequest) -> Response:
+async def train_step(request: Request, body: StepRequest) -> Response:
     """One step of gradient descent on the mini-batch `/train` would take next: per layer the
     activations, weights, the gradient of the loss for each weight and bias, and the update
     applied, then the new `state` to send with the next step. For networks of at most 3 hidden
     layers of at most 8 units; the client keeps the state, so nothing is stored."""
     config = full_config(body.config.model_dump())
     state = None if body.state is None else body.state.model_dump()
+    quota = getattr(request.app.state, "step_quota", None)
+    if quota is None:
+        quota = request.app.state.step_quota = TrainingQuota(STEPS_AT_ONCE, STEPS_PER_MINUTE)
+    settings = request.app.state.settings
     try:
-        return JSONResponse(take_step(config, state))
+        ticket = quota.admit(await client_keys(request, settings))
+    except QuotaExceeded as exc:
+        detail = (
+            f"too many steps: one client may ask for {STEPS_AT_ONCE} at once and "
+            f"{STEPS_PER_MINUTE} a minute; try again in {exc.retry_after} s"
+        )
+        return JSONResponse(
+            {"detail": detail}, status_code=429, headers={"Retry-After": str(exc.retry_after)}
+        )
+    try:
+        return JSONResponse(await run_in_threadpool(take_step, config, state))
     except StepError as exc:
         return JSONResponse({"detail": str(exc)}, status_code=422)
+    finally:
+        ticket.release()
