@@ -354,7 +354,8 @@
     return /[",\r\n]/.test(t) ? '"' + t.replace(/"/g, '""') + '"' : t;
   }
 
-  function drawConfusion(matrix) {
+  function drawConfusion(matrix, names) {
+    const name = (k) => (names ? names[k] : String(k));
     const table = $("confusion");
     table.replaceChildren();
     const head = table.createTHead().insertRow();
@@ -362,7 +363,7 @@
     matrix.forEach((_, j) => {
       const th = document.createElement("th");
       th.scope = "col";
-      th.textContent = String(j);
+      th.textContent = name(j);
       head.appendChild(th);
     });
     const bodyEl = table.createTBody();
@@ -370,7 +371,7 @@
       const tr = bodyEl.insertRow();
       const th = document.createElement("th");
       th.scope = "row";
-      th.textContent = String(i);
+      th.textContent = name(i);
       tr.appendChild(th);
       const total = row.reduce((a, b) => a + b, 0) || 1;
       row.forEach((count, j) => {
@@ -379,7 +380,7 @@
         td.textContent = String(count);
         if (i === j) td.classList.add("diag");
         td.style.setProperty("--w", (i === j ? share * 0.85 : Math.min(1, share * 3) * 0.85).toFixed(3));
-        td.title = `true ${i}, predicted ${j}: ${count}`;
+        td.title = `true ${name(i)}, predicted ${name(j)}: ${count}`;
       });
     });
   }
@@ -421,7 +422,7 @@
     showDownload(result);
     $("m-speed").textContent = Math.round(result.samples_per_second).toLocaleString();
     if (result.decision_boundary) drawBoundary(result.decision_boundary);
-    drawConfusion(result.confusion_matrix);
+    drawConfusion(result.confusion_matrix, result.classes);
     $("confusion-card").hidden = false;
     const seconds = result.duration_seconds.toFixed(2);
     if (result.status === "diverged") {

@@ -106,6 +106,7 @@ def test_clicked_and_typed_points_train_and_download_as_csv(page: Page):
     page.get_by_role("button", name="Start training").click()
     expect(page.locator("#status")).to_contain_text("Done in", timeout=60_000)
     expect(page.locator("#confusion tbody tr")).to_have_count(2)
+    expect(page.locator("#confusion thead th")).to_have_text(["", "left", "right"])
     # the left of the plot is predicted "left" (class 0): its tint is class 0's colour
     tint = canvas.evaluate(
         """c => { const d = c.getContext('2d').getImageData(5, c.height / 2, 1, 1).data;
