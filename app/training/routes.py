@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Request
@@ -43,6 +43,7 @@ pages = APIRouter(include_in_schema=False)
 RETRY_AFTER = 5
 #: Decision-boundary snapshots streamed over one run of a 2-D set.
 BOUNDARY_FRAMES = 40
+
 #: The stream a client gets with `Accept: text/event-stream`, as OpenAPI 3.1 can say it.
 EVENT_STREAM = {
     "schema": {
@@ -178,7 +179,7 @@ async def _events(
     messages: AsyncIterator[tuple],
     ticket: Ticket | None = None,
     ids: bool = False,
-    keep: Any = None,
+    keep: Callable[[dict[str, Any]], None] | None = None,
 ) -> AsyncIterator[ServerSentEvent]:
     """A run's events as SSE; `ids` numbers epochs (for Last-Event-ID on reconnect); `keep`
     is given each result before it is sent (it takes the weights out for export)."""
