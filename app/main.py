@@ -38,14 +38,19 @@ from .metrics import (
     training_load,
 )
 from .metrics import router as metrics_api
+from .models import utcnow
 from .openapi import TAGS, operation_id, polish, under_root
 from .quizzes.routes import api as quizzes_api
 from .quizzes.routes import pages as quiz_pages
+from .review.routes import api as review_api
+from .review.routes import pages as review_pages
 from .root_path import RootPath, app_root, site_url
 from .training.backend import make_backend
 from .training.figures import RunStore, run_validator, runs_cache_dir
 from .training.routes import api as training_api
 from .training.routes import pages as training_pages
+from .training.takeaway import api as takeaway_api
+from .training.takeaway import body_limits as training_body_limits
 from .web.errors import install_error_handlers
 from .web.security import SecurityMiddleware
 from .web.templates import make_templates, render
@@ -132,6 +137,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     #: what /readyz expects the database to be at
     app.state.schema_revision = current_revision(db.engine)
     app.state.secret = secret
+    #: what "now" is for review scheduling and stored attempts (aware UTC; tests set their own)
+    app.state.clock = utcnow
 
     # Wrapped around the whole stack rather than added with add_middleware, which would put it
     # inside Starlette's ServerErrorMiddleware: a 500 then went out without these headers (and
@@ -144,6 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             secret=secret,
             max_body_bytes=settings.max_body_bytes,
             hsts_seconds=settings.hsts_seconds,
+            body_limits=training_body_limits(settings.max_body_bytes),
         )
         if settings.metrics_enabled:
             stack = app.state.request_metrics = RequestMetrics(stack)
@@ -164,9 +172,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         quizzes_api,
         quiz_pages,
         training_api,
+        takeaway_api,
         training_pages,
         accounts_api,
         account_pages,
+        review_api,
+        review_pages,
         reset_pages,
         metrics_api,
     )
