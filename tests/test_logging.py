@@ -24,6 +24,8 @@ TEXT_LINE = re.compile(
     r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: \S"
 )
 LESSON = "/lessons/dl-intro-neural-networks"
+#: What the server says it serves of the bundled course: every lesson in content/.
+SERVING = f"serving {len(list((ROOT / 'content').glob('*.md')))} lessons"
 
 
 class Served:
@@ -96,7 +98,7 @@ def test_with_log_format_json_every_stderr_line_of_uvicorn_is_a_json_object(tmp_
         assert httpx.get(server.url + "/no%0Awhere").status_code == 404
     entries = json_lines(server.stderr)
     assert any(
-        e["logger"] == "backprop" and e["level"] == "INFO" and "serving 1 lessons" in e["message"]
+        e["logger"] == "backprop" and e["level"] == "INFO" and SERVING in e["message"]
         for e in entries
     )
     # uvicorn's own lines share the format, from startup to shutdown
@@ -116,7 +118,7 @@ def test_with_log_format_json_backprop_serve_prints_only_json_lines_too(tmp_path
         assert httpx.get(server.url + "/docs").status_code == 200
     entries = json_lines(server.stderr)
     assert any(e["message"].startswith("Uvicorn running on") for e in entries)
-    assert any("serving 1 lessons" in e["message"] for e in entries)
+    assert any(SERVING in e["message"] for e in entries)
     assert [(e["method"], e["status"]) for e in entries if e.get("path") == "/docs"] == [
         ("GET", 200)
     ]
@@ -128,7 +130,7 @@ def test_text_lines_have_time_level_and_logger_and_a_request_is_one_line(tmp_pat
         assert httpx.get(server.url + "/no%0Awhere%1b[2J").status_code == 404
     lines = server.lines()
     assert lines and all(TEXT_LINE.match(line) for line in lines), server.stderr
-    assert any(" INFO backprop: serving 1 lessons from " in line for line in lines)
+    assert any(f" INFO backprop: {SERVING} from " in line for line in lines)
     assert any(" INFO uvicorn.error: Application startup complete." in line for line in lines)
     requests = [line for line in lines if LESSON in line]
     assert len(requests) == 1 and f" INFO backprop.access: GET {LESSON} 200 " in requests[0]
@@ -137,11 +139,15 @@ def test_text_lines_have_time_level_and_logger_and_a_request_is_one_line(tmp_pat
 
 
 def test_log_level_warning_drops_the_info_lines_and_keeps_warnings_formatted(tmp_path):
-    with serving(tmp_path, UVICORN, LOG_LEVEL="WARNING") as server:
+    seed_only = tmp_path / "seed-only"
+    seed_only.mkdir()
+    seed = ROOT / "content" / "dl-intro-neural-networks.md"
+    (seed_only / seed.name).write_bytes(seed.read_bytes())
+    with serving(tmp_path, UVICORN, LOG_LEVEL="WARNING", CONTENT_DIR=str(seed_only)) as server:
         assert httpx.get(server.url + LESSON).status_code == 200
     lines = server.lines()
     assert "serving" not in server.stderr and " INFO " not in server.stderr
-    # the bundled lesson's link to a lesson not written yet is a warning at load
+    # the seed alone links to a lesson that is not there: a warning at load
     [warning] = [line for line in lines if "nextLessonId" in line]
     assert TEXT_LINE.match(warning) and " WARNING backprop.content: " in warning
 
