@@ -95,6 +95,15 @@ def _hidden_layers(text: str) -> list[int]:
         raise argparse.ArgumentTypeError("use comma-separated whole numbers, e.g. 128,64") from None
 
 
+def _csv_data(path: str) -> dict:
+    """--data FILE.csv: the file's text, for /train's `data.csv` (checked there, row by row)."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            return {"csv": file.read(1_000_000)}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise argparse.ArgumentTypeError(f"cannot read {path}: {exc}") from None
+
+
 def _batch_size(text: str) -> int | None:
     if text.strip().lower() == "full":
         return None
@@ -188,7 +197,7 @@ def _train_help(name: str) -> dict:
     if isinstance(default, list):
         shown = ",".join(str(n) for n in default)
     elif default is None:
-        shown = "full" if name == "batch_size" else "the data set's own"
+        shown = {"batch_size": "full", "data": "none"}.get(name, "the data set's own")
     else:
         shown = str(default)
     options: dict = {"help": f"{'; '.join(parts)} (default: {shown})"}
@@ -209,6 +218,7 @@ _TRAIN_OPTIONS: dict[str, dict[str, Any]] = {
     "init": {},
     "seed": {"type": int},
     "noise": {"type": float},
+    "data": {"type": _csv_data, "metavar": "FILE.csv"},
 }
 
 

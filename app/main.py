@@ -49,6 +49,8 @@ from .training.backend import make_backend
 from .training.figures import RunStore, run_validator, runs_cache_dir
 from .training.routes import api as training_api
 from .training.routes import pages as training_pages
+from .training.takeaway import api as takeaway_api
+from .training.takeaway import body_limits as training_body_limits
 from .web.errors import install_error_handlers
 from .web.security import SecurityMiddleware
 from .web.templates import make_templates, render
@@ -149,6 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             secret=secret,
             max_body_bytes=settings.max_body_bytes,
             hsts_seconds=settings.hsts_seconds,
+            body_limits=training_body_limits(settings.max_body_bytes),
         )
         if settings.metrics_enabled:
             stack = app.state.request_metrics = RequestMetrics(stack)
@@ -169,6 +172,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         quizzes_api,
         quiz_pages,
         training_api,
+        takeaway_api,
         training_pages,
         accounts_api,
         account_pages,

@@ -188,8 +188,10 @@ class AttemptAnswer(Base):
     """A learner's answer to one question of an attempt, as typed JSON in the content's own ids.
 
     `answer` (None: left unanswered) is an option id (single), a list of option ids (multiple),
-    `{"text", "value"}` (numeric) or the item ids in the learner's order (ordering);
-    `correct_answer` is what was right when it was graded. Single-choice answers also keep the
+    `{"text", "value"}` (numeric), the item ids in the learner's order (ordering) or
+    `{"config", "run", "terms"}` (experiment: the free fields, the run's figures, each goal
+    term measured); `correct_answer` is what was right when it was graded (an experiment's
+    goal, never its solution). Single-choice answers also keep the
     columns they had before types: `selected_option_id` and `correct_option_id`.
     """
 

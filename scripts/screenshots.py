@@ -65,8 +65,49 @@ def shoot_playground(page: Page, base: str) -> None:
     page.evaluate("document.activeElement.blur(); window.scrollTo(0, 0)")
 
 
+def own_points_csv() -> str:
+    """Three clusters a learner might have measured, in their own units (0-100), as a CSV."""
+    import math
+
+    rows = ["x1,x2,label"]
+    for i in range(150):
+        name, (cx, cy) = [("oak", (25, 70)), ("birch", (70, 75)), ("pine", (50, 25))][i % 3]
+        angle, radius = i * 2.399, 4 + (i * 7 % 17)
+        rows.append(
+            f"{cx + radius * math.cos(angle):.1f},{cy + radius * math.sin(angle):.1f},{name}"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def shoot_playground_own(page: Page, base: str) -> None:
+    """A learner's own CSV trained: the boundary drawn over their points, the download offered."""
+    page.goto(f"{base}/playground?dataset=custom&hidden_layers=8,8&epochs=150&batch_size=16")
+    page.locator("#f-csv").set_input_files(
+        files=[{"name": "trees.csv", "mimeType": "text/csv", "buffer": own_points_csv().encode()}]
+    )
+    page.get_by_role("button", name="Start training").click()
+    page.wait_for_function(
+        "() => document.getElementById('status').textContent.startsWith('Done')", timeout=60_000
+    )
+    page.evaluate("document.activeElement.blur(); window.scrollTo(0, 0)")
+
+
+def shoot_playground_step(page: Page, base: str) -> None:
+    """Step by step: the second mini-batch of a tiny XOR network, its numbers in tables."""
+    page.goto(f"{base}/playground?dataset=xor&hidden_layers=3&batch_size=20&learning_rate=0.5")
+    step = page.get_by_role("button", name="Step", exact=True)
+    for n in (1, 2):
+        step.click()
+        page.wait_for_function(
+            f"() => document.getElementById('step-summary').textContent.startsWith('Step {n},')"
+        )
+    page.evaluate(
+        "document.activeElement.blur(); document.getElementById('step-card').scrollIntoView()"
+    )
+
+
 #: Taller viewports where the point of the picture would otherwise be below the fold.
-HEIGHTS = {"playground": 1240}
+HEIGHTS = {"playground": 1240, "playground-own": 1240, "playground-step": 1240}
 
 #: In this order: the course is shot after the quiz has been passed.
 SHOTS = {
@@ -74,6 +115,8 @@ SHOTS = {
     "review": shoot_review,
     "course": shoot_course,
     "playground": shoot_playground,
+    "playground-own": shoot_playground_own,
+    "playground-step": shoot_playground_step,
 }
 
 

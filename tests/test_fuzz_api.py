@@ -36,11 +36,13 @@ DESTRUCTIVE = {
     "DELETE /api/me/sessions/{credential_id}",
 }
 #: A schema-valid request may still be refused for what the schema cannot say: /train's work
-#: budget (epochs × samples × parameters), a quiz's question and option ids, and an attempts
+#: budget (epochs × samples × parameters) and a learner's points (rows, classes), the network
+#: size and state that /train/step can show, a quiz's question and option ids, and an attempts
 #: cursor that this API never gave out (a documented 422 each), so "schema-valid data is
-#: accepted" is not checked on those three.
+#: accepted" is not checked on those.
 EXCLUDED = {
     "POST /train": [schemathesis.checks.positive_data_acceptance],
+    "POST /train/step": [schemathesis.checks.positive_data_acceptance],
     "POST /api/lessons/{lesson_id}/quiz/attempts": [schemathesis.checks.positive_data_acceptance],
     "GET /api/me/attempts": [schemathesis.checks.positive_data_acceptance],
 }
@@ -111,6 +113,15 @@ def steer(case, data, course, ids_for) -> None:
             "epochs": data.draw(st.integers(1, 3)),
             "learning_rate": data.draw(st.sampled_from([0.05, 1.0, 100.0])),  # 100: diverges
             "batch_size": data.draw(st.sampled_from([None, 16, 64])),
+        }
+
+    if case.path == "/train/step" and often(data, "small step"):
+        case.body = {
+            "config": {
+                "dataset": data.draw(st.sampled_from(["xor", "spiral", "digits"])),
+                "hidden_layers": data.draw(st.lists(st.integers(1, 8), min_size=1, max_size=3)),
+                "batch_size": data.draw(st.sampled_from([None, 16])),
+            }
         }
 
 

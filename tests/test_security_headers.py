@@ -182,7 +182,8 @@ def test_hsts_is_off_by_default_and_sent_only_over_https_when_set(make_app):
     with TestClient(app, base_url="https://testserver") as client:
         for path in ("/", "/healthz", "/static/css/site.css", "/nowhere"):
             assert client.get(path).headers["strict-transport-security"] == "max-age=31536000"
-        too_large = client.post("/train", content=b"x" * 70_000)
+        # past even /train's own limit, which takes a learner's points (app/training/takeaway.py)
+        too_large = client.post("/train", content=b"x" * 400_000)
         assert too_large.status_code == 413
         assert too_large.headers["strict-transport-security"] == "max-age=31536000"
     with TestClient(app) as client:

@@ -500,3 +500,28 @@ def test_a_run_that_raised_in_its_worker_ends_in_a_500_and_a_lost_worker_in_a_50
                 sa.text("DELETE FROM training_runs WHERE id IN (:d, :e)"),
                 {"d": "d" * 32, "e": "e" * 32},
             )
+
+
+def test_own_points_train_on_a_queue_worker_as_locally_and_export_from_the_instance_asked(
+    webs, workers, make_app
+):
+    from fastapi.testclient import TestClient
+
+    from .test_playground_data import X, Y
+
+    config = {"dataset": "custom", "data": {"x": X, "y": Y}, "hidden_layers": [8], "epochs": 10}
+    with TestClient(make_app(train_workers=1)) as local:
+        expected = same_run(local.post("/train", json=config).json())
+    workers()
+    response = post(webs[0], config)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert same_run(result) == expected and "params" not in result
+    assert result["classes"] == ["inner", "outer"] and result["exportable"] is True
+    exported = httpx.get(f"{webs[0].url}/train/{result['run_id']}/export", timeout=30)
+    assert exported.status_code == 200 and exported.content[:2] == b"PK"
+    # kept in the memory of the instance that answered the run; the other one says so
+    elsewhere = httpx.get(f"{webs[1].url}/train/{result['run_id']}/export", timeout=30)
+    assert elsewhere.status_code == 404 and "server process" in elsewhere.json()["detail"]
+    followed = httpx.get(f"{webs[1].url}/train/runs/{result['run_id']}/events", timeout=30)
+    assert '"params"' not in followed.text and '"classes":["inner","outer"]' in followed.text

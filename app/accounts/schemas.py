@@ -96,12 +96,14 @@ class AnswerOut(BaseModel):
     question_id: str
     type: Literal["single", "multiple", "numeric", "ordering", "experiment"]
     answer: JsonValue = Field(
-        description="An option id, a list of option ids, {text, value}, or the item ids in the "
-        "learner's order; null if unanswered"
+        description="An option id, a list of option ids, {text, value}, the item ids in the "
+        "learner's order, or {config, run, terms} (experiment: the free fields chosen, the "
+        "run's figures, each goal term measured); null if unanswered"
     )
     correct_answer: JsonValue = Field(
-        description="What was right: an option id, a list of them, {value, tolerance}, or the "
-        "item ids in order; null while the lesson does not show its answers"
+        description="What was right: an option id, a list of them, {value, tolerance}, the "
+        "item ids in order, or {goal} (experiment); null while the lesson does not show its "
+        "answers"
     )
     selected_option_id: str | None = Field(description="Single choice: as `answer`")
     correct_option_id: str | None = Field(description="Single choice: as `correct_answer`")

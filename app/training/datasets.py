@@ -9,8 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from .custom import encode
 
 #: The 2-D sets, each with the noise level at which a small MLP learns it cleanly.
 DEFAULT_NOISE: dict[str, float] = {"xor": 0.1, "circles": 0.08, "moons": 0.1, "spiral": 0.05}
@@ -33,6 +36,13 @@ class Dataset:
     y_test: np.ndarray
     n_classes: int
     noise: float | None
+    #: What the inputs were standardised with, x = (raw - shift) / scale (0 and 1: as they are).
+    shift: Any = 0.0
+    scale: Any = 1.0
+    #: Custom data: the class names, and the points as the learner gave them (for the plot).
+    classes: tuple[str, ...] | None = None
+    raw_train: np.ndarray | None = None
+    raw_test: np.ndarray | None = None
 
     @property
     def n_features(self) -> int:
@@ -40,8 +50,12 @@ class Dataset:
         return self.x_train.shape[1]
 
 
-def dataset_sizes(name: str) -> tuple[int, int, int]:
+def dataset_sizes(name: str, data: dict[str, Any] | None = None) -> tuple[int, int, int]:
     """(training samples, features, classes) of a set without loading it (for the work budget)."""
+    if name == "custom":
+        labels = list((data or {}).get("y") or [])
+        counts = [labels.count(c) for c in dict.fromkeys(labels)]
+        return sum(n - round(n * TEST_FRACTION) for n in counts), 2, len(counts)
     if name == "digits":
         return 1438, 64, 10
     classes = 3 if name == "spiral" else 2
@@ -103,9 +117,42 @@ def make_2d(name: str, noise: float, rng: np.random.Generator, n: int = POINTS_2
 
 
 def load_dataset(
-    name: str, *, seed: int = 0, noise: float | None = None, dtype: type | np.dtype = np.float32
+    name: str,
+    *,
+    seed: int = 0,
+    noise: float | None = None,
+    data: dict[str, Any] | None = None,
+    dtype: type | np.dtype = np.float32,
 ) -> Dataset:
-    """The named set split by `seed`; digits standardised with the training pixels' mean and std."""
+    """The named set split by `seed`; digits standardised with the training pixels' mean and std,
+    custom `data` ({"x", "y"}, checked by the schema) per feature with the training rows'."""
+    if name == "custom":
+        if data is None:
+            raise ValueError("the custom dataset needs its data")
+        x, y, classes = encode(data["x"], data["y"])
+        raw_train, y_train, raw_test, y_test = stratified_split(x, y, seed)
+        # Learners' units are anything (pixels, metres, 0-1000): scaled, one learning rate suits
+        # every upload as it suits the built-in sets. A constant column keeps its scale of 1.
+        mean, std = raw_train.mean(axis=0), raw_train.std(axis=0)
+        std[std == 0] = 1.0
+        x_train, x_test = (raw_train - mean) / std, (raw_test - mean) / std
+        dtype = np.dtype(dtype)
+        return Dataset(
+            name=name,
+            x_train=np.ascontiguousarray(x_train, dtype=dtype),
+            y_train=y_train,
+            x_test=np.ascontiguousarray(x_test, dtype=dtype),
+            y_test=y_test,
+            n_classes=len(classes),
+            noise=None,
+            shift=mean,
+            scale=std,
+            classes=tuple(classes),
+            raw_train=raw_train,
+            raw_test=raw_test,
+        )
+    shift: Any = 0.0
+    scale: Any = 1.0
     if name == "digits":
         x, y = _digits()
         x_train, y_train, x_test, y_test = stratified_split(x, y, seed)
@@ -114,7 +161,7 @@ def load_dataset(
         # splits it tests about half a point worse).
         mean, std = x_train.mean(), x_train.std()
         x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
-        n_classes, noise = 10, None
+        n_classes, noise, shift, scale = 10, None, mean, std
     elif name in DEFAULT_NOISE:
         noise = DEFAULT_NOISE[name] if noise is None else float(noise)
         x, y = make_2d(name, noise, np.random.default_rng(seed))
@@ -131,4 +178,6 @@ def load_dataset(
         y_test=y_test,
         n_classes=n_classes,
         noise=noise,
+        shift=shift,
+        scale=scale,
     )

@@ -79,7 +79,11 @@ def _worker_main(conn: Connection, results: socket.socket) -> None:
 
         try:
             result = train(
-                config, on_epoch=on_epoch, should_stop=should_stop, boundary_every=boundary_every
+                config,
+                on_epoch=on_epoch,
+                should_stop=should_stop,
+                boundary_every=boundary_every,
+                keep_params=True,  # for GET /train/{run_id}/export; the route takes them out
             )
             if shutdown:
                 return

@@ -26,11 +26,15 @@ def _text(field: str, value: Any) -> str | None:
     return str(value)
 
 
+#: Not in the URL: a learner's points do not fit in one (the page offers them as a CSV instead).
+NOT_IN_URL = ("data",)
+
+
 def playground_query(preset: Mapping[str, Any]) -> str:
     """The query string (no leading "?") that opens /playground preset to these /train fields."""
     pairs = []
     for field in DEFAULTS:
-        if field in preset:
+        if field in preset and field not in NOT_IN_URL:
             text = _text(field, preset[field])
             if text is not None:
                 pairs.append((field, text))
@@ -52,11 +56,21 @@ def parse_playground_query(params: Mapping[str, str]) -> tuple[dict[str, Any], l
     Never raises: a value that fails /train's validation is replaced by its default and the
     validation message is returned so the page can show it.
     """
-    values = {f: _parse(f, params[f]) for f in DEFAULTS if f in params}
+    values = {f: _parse(f, params[f]) for f in DEFAULTS if f in params and f not in NOT_IN_URL}
     problems: list[str] = []
+    # dataset=custom opens the page for the learner's own points, which the URL never holds:
+    # the rest is checked as for a 2-D set
+    custom = values.get("dataset") == "custom"
+    if custom:
+        values["dataset"] = "xor"
+        if values.pop("noise", None) is not None:
+            problems.append("noise: your own data takes no noise level")
     for _ in range(len(DEFAULTS) + 1):
         try:
-            return TrainRequest(**values).model_dump(), problems
+            checked = TrainRequest(**values).model_dump()
+            if custom:
+                checked.update(dataset="custom", noise=None)
+            return checked, problems
         except ValidationError as exc:
             for error in exc.errors():
                 loc = [str(p) for p in error["loc"]]

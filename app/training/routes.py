@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Request
@@ -21,6 +21,7 @@ from ..web.clients import client_address
 from ..web.schemas import UNPARSABLE_BODY
 from ..web.security import VISITOR_COOKIE, read_cookie, visitor_id
 from ..web.templates import render
+from .archive import archive_of
 from .backend import (
     Busy,
     LocalBackend,
@@ -175,9 +176,13 @@ def _count_outcome(result: dict[str, Any]) -> None:
 
 
 async def _events(
-    messages: AsyncIterator[tuple], ticket: Ticket | None = None, ids: bool = False
+    messages: AsyncIterator[tuple],
+    ticket: Ticket | None = None,
+    ids: bool = False,
+    keep: Callable[[dict[str, Any]], None] | None = None,
 ) -> AsyncIterator[ServerSentEvent]:
-    """A run's events as SSE; `ids` numbers epochs (for Last-Event-ID on reconnect)."""
+    """A run's events as SSE; `ids` numbers epochs (for Last-Event-ID on reconnect); `keep`
+    is given each result before it is sent (it takes the weights out for export)."""
     if ticket is not None:
         # From here the backend gives the quota back (no await before it has admitted the run).
         ticket.handed_over = True
@@ -194,6 +199,9 @@ async def _events(
                 else:  # "result", or "queued" while a queued run waits for a worker
                     if kind == "result":
                         _count_outcome(payload[0])
+                        if keep is not None:
+                            keep(payload[0])
+                        payload[0].pop("params", None)  # weights never go to a client
                     yield ServerSentEvent(data=_dumps(payload[0]), event=kind)
     except Busy:  # lost a race for the last place between the check and the stream's start
         if ticket is not None:
@@ -228,6 +236,11 @@ async def train(request: Request, body: Annotated[TrainRequest | None, Body()] =
     """
     settings: Settings = request.app.state.settings
     config = full_config((body or TrainRequest()).model_dump())
+    archive = archive_of(request.app.state)
+
+    def keep(result: dict[str, Any]) -> None:
+        result["exportable"] = archive.keep(config=config, result=result)
+
     work = estimate_work(config)
     if work > settings.train_work_budget:
         return JSONResponse(
@@ -256,7 +269,7 @@ async def train(request: Request, body: Annotated[TrainRequest | None, Body()] =
         every = max(1, config["epochs"] // BOUNDARY_FRAMES)
         messages = backend.stream(config, boundary_every=every, on_release=ticket.release)
         return _Stream(
-            _events(messages, ticket),
+            _events(messages, ticket, keep=keep),
             ping=15,
             headers={"Cache-Control": "no-store"},
             ticket=ticket,
@@ -285,6 +298,7 @@ async def train(request: Request, body: Annotated[TrainRequest | None, Body()] =
         detail, status = _failure(exc)
         return JSONResponse({"detail": detail}, status_code=status)
     _count_outcome(result)
+    keep(result)
     return JSONResponse(result)
 
 

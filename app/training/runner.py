@@ -6,6 +6,7 @@ its worker processes (see `pool.py`).
 
 from __future__ import annotations
 
+import base64
 import math
 import time
 import uuid
@@ -29,6 +30,9 @@ LAYER_STEP_COST = 100_000
 MIN_BATCH_COST = 32
 #: Mini-batches between checks for a stop request inside an epoch.
 STOP_CHECK_EVERY = 16
+#: Networks up to this many parameters keep their trained weights for export (a run's weights
+#: travel back from its worker as base64 float32, about 5.3 bytes a parameter).
+MAX_EXPORT_PARAMS = 100_000
 
 EpochCallback = Callable[[dict[str, Any], "dict[str, Any] | None"], None]
 
@@ -40,7 +44,10 @@ def full_config(config: dict[str, Any]) -> dict[str, Any]:
     name = merged["dataset"]
     if name in DEFAULT_NOISE and merged["noise"] is None:
         merged["noise"] = DEFAULT_NOISE[name]
-    _, n_features, n_classes = dataset_sizes(name)
+    if merged.get("data") is None:
+        # built-in sets have none, and their configurations (and run keys) stay as they were
+        merged.pop("data", None)
+    _, n_features, n_classes = dataset_sizes(name, merged.get("data"))
     merged["layer_sizes"] = [n_features, *merged["hidden_layers"], n_classes]
     return merged
 
@@ -53,7 +60,7 @@ def estimate_work(config: dict[str, Any]) -> float:
     layer, and each epoch ends with a forward pass over the test set.
     """
     cfg = full_config(config)
-    n_train = dataset_sizes(cfg["dataset"])[0]
+    n_train = dataset_sizes(cfg["dataset"], cfg.get("data"))[0]
     batch = min(cfg["batch_size"] or n_train, n_train)
     steps = math.ceil(n_train / batch)
     params = parameter_count(cfg["layer_sizes"])
@@ -70,21 +77,31 @@ def decision_boundary(net: Network, data: Dataset, *, points: bool = True) -> di
     """Predicted class on a GRID x GRID lattice over the data, and the test points on top.
 
     `grid[r][c]` is the class at x = x_range[0] + c * dx, y = y_range[0] + r * dy (row 0 at the
-    bottom); `points` are the test set as [x, y, class].
+    bottom); `points` are the test set as [x, y, class]. Custom data is drawn in the learner's
+    own coordinates with every one of their points.
     """
-    both = np.concatenate([data.x_train, data.x_test])
-    lo, hi = both.min(axis=0), both.max(axis=0)
-    pad = (hi - lo) * 0.08
+    custom = data.raw_train is not None and data.raw_test is not None
+    if custom:
+        shown = np.concatenate([data.raw_train, data.raw_test])
+        labels = np.concatenate([data.y_train, data.y_test])
+    else:
+        shown, labels = np.concatenate([data.x_train, data.x_test]), data.y_test
+    lo, hi = shown.min(axis=0), shown.max(axis=0)
+    pad = np.where(hi > lo, (hi - lo) * 0.08, 1.0)
     lo, hi = lo - pad, hi + pad
     gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], GRID), np.linspace(lo[1], hi[1], GRID))
-    lattice = np.column_stack([gx.ravel(), gy.ravel()]).astype(data.x_train.dtype)
+    lattice = np.column_stack([gx.ravel(), gy.ravel()])
+    lattice = ((lattice - data.shift) / data.scale).astype(data.x_train.dtype)
     boundary: dict[str, Any] = {
         "x_range": [float(lo[0]), float(hi[0])],
         "y_range": [float(lo[1]), float(hi[1])],
         "grid": net.predict(lattice).reshape(GRID, GRID).tolist(),
     }
     if points:
-        rows = np.column_stack([data.x_test, data.y_test]).round(3).tolist()
+        xy = shown if custom else data.x_test
+        # as many digits as tell the points apart at the plot's scale, whatever the units
+        digits = max(3, 3 - int(np.floor(np.log10(max(float((hi - lo).max()), 1e-12)))))
+        rows = np.column_stack([np.asarray(xy, dtype=np.float64).round(digits), labels]).tolist()
         boundary["points"] = [[x, y, int(c)] for x, y, c in rows]
     return boundary
 
@@ -96,17 +113,22 @@ def train(
     should_stop: Callable[[], bool] | None = None,
     boundary_every: int = 0,
     dtype: type | np.dtype = np.float32,
+    keep_params: bool = False,
 ) -> dict[str, Any]:
     """Train the configured network; the response body of POST /train (status may be "stopped").
 
     `on_epoch(row, boundary)` gets each history row, and for 2-D sets every `boundary_every`
     epochs a `decision_boundary` snapshot too (the first one with the test points).
-    `should_stop()` is polled during and between epochs.
+    `should_stop()` is polled during and between epochs. `keep_params` adds the trained
+    parameters as `params` (base64 of the flat float32 buffer) when there are at most
+    MAX_EXPORT_PARAMS: the server keeps them for export and never sends them on.
     """
     started = time.perf_counter()
     cfg = full_config(config)
     with threadpool_limits(limits=1, user_api="blas"), np.errstate(all="ignore"):
-        data = load_dataset(cfg["dataset"], seed=cfg["seed"], noise=cfg["noise"], dtype=dtype)
+        data = load_dataset(
+            cfg["dataset"], seed=cfg["seed"], noise=cfg["noise"], data=cfg.get("data"), dtype=dtype
+        )
         net = Network(
             cfg["layer_sizes"],
             activation=cfg["activation"],
@@ -178,7 +200,8 @@ def train(
         result: dict[str, Any] = {
             "run_id": uuid.uuid4().hex,
             "status": status,
-            "config": cfg,
+            # custom points stay out of the answer: the client sent them, and they can be large
+            "config": {k: v for k, v in cfg.items() if k != "data"},
             "history": history,
             "train_accuracy": last["train_accuracy"],
             "test_accuracy": last["test_accuracy"],
@@ -189,4 +212,8 @@ def train(
         }
         if two_d:
             result["decision_boundary"] = decision_boundary(net, data)
+        if data.classes is not None:
+            result["classes"] = list(data.classes)
+        if keep_params and net.n_params <= MAX_EXPORT_PARAMS and status == "completed":
+            result["params"] = base64.b64encode(net.params.astype("<f4").tobytes()).decode()
     return result

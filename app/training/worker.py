@@ -228,6 +228,7 @@ def train_run(context: JobContext, run_id: str, boundary_every: int = 0) -> None
             on_epoch=on_epoch,
             should_stop=should_stop,
             boundary_every=boundary_every,
+            keep_params=True,  # the instance that queued the run keeps them for export
         )
     except Exception:
         log.exception("run %s failed in this worker", run_id)

@@ -161,15 +161,23 @@ class VisitorState(dict):
 
 class SecurityMiddleware:
     """Adds security headers (no-store on private and personal responses), refuses bodies over
-    `max_body_bytes` with 413, and issues the signed visitor cookie that keys guests' quiz
-    order and CSRF tokens."""
+    `max_body_bytes` (or the path's own limit in `body_limits`) with 413, and issues the signed
+    visitor cookie that keys guests' quiz order and CSRF tokens."""
 
     def __init__(
-        self, app: ASGIApp, *, secret: str, max_body_bytes: int, hsts_seconds: int = 0
+        self,
+        app: ASGIApp,
+        *,
+        secret: str,
+        max_body_bytes: int,
+        hsts_seconds: int = 0,
+        body_limits: dict[str, int] | None = None,
     ) -> None:
         self.app = app
         self.secret = secret
         self.max_body_bytes = max_body_bytes
+        #: paths (without ROOT_PATH) that take larger bodies than the rest: /train's own data
+        self.body_limits = dict(body_limits or {})
         self.hsts = f"max-age={hsts_seconds}".encode() if hsts_seconds > 0 else None
 
     def _fixed_headers(self, secure: bool) -> list[tuple[bytes, bytes]]:
@@ -184,14 +192,15 @@ class SecurityMiddleware:
             return
         secure = scope.get("scheme") == "https"
         fixed = self._fixed_headers(secure)
+        limit = self.body_limits.get(route_path(scope), self.max_body_bytes)
         for key, value in scope["headers"]:
             if key == b"content-length":
                 try:
-                    too_big = int(value) > self.max_body_bytes
+                    too_big = int(value) > limit
                 except ValueError:
                     too_big = True
                 if too_big:
-                    await self._too_large(send, fixed)
+                    await self._too_large(send, fixed, limit)
                     return
 
         state = VisitorState(scope.get("state") or {}, scope=scope, secret=self.secret)
@@ -205,7 +214,7 @@ class SecurityMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > limit:
                     raise BodyTooLarge()
             return message
 
@@ -231,10 +240,8 @@ class SecurityMiddleware:
 
         await self.app(scope, limited_receive, send_with_headers)
 
-    async def _too_large(self, send: Send, fixed: list[tuple[bytes, bytes]]) -> None:
-        body = json.dumps(
-            {"detail": f"request body is larger than {self.max_body_bytes} bytes"}
-        ).encode()
+    async def _too_large(self, send: Send, fixed: list[tuple[bytes, bytes]], limit: int) -> None:
+        body = json.dumps({"detail": f"request body is larger than {limit} bytes"}).encode()
         await send(
             {
                 "type": "http.response.start",

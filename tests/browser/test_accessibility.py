@@ -78,6 +78,18 @@ def test_every_page_has_no_serious_or_critical_accessibility_violation(site, ope
     guest.get_by_role("button", name="Start training").click()
     expect(guest.locator("#status")).to_contain_text("Done in", timeout=60_000)
     audit(guest, "playground after a digits run (confusion matrix)", report)
+    guest.goto("/playground?dataset=custom&hidden_layers=4&epochs=20")
+    rows = "".join(f"{k % 5},{k // 5},{'ab'[k % 2]}\n" for k in range(30))
+    guest.locator("#f-csv").set_input_files(
+        files=[{"name": "own.csv", "mimeType": "text/csv", "buffer": rows.encode()}]
+    )
+    expect(guest.locator("#own-count")).to_have_text("30 points in 2 classes.")
+    audit(guest, "playground with own points", report)
+    guest.get_by_role("button", name="Start training").click()
+    expect(guest.locator("#status")).to_contain_text("Done in", timeout=60_000)
+    guest.get_by_role("button", name="Step", exact=True).click()
+    expect(guest.locator("#step-summary")).to_contain_text("Step 1,")
+    audit(guest, "playground: own points trained, a step's tables", report)
 
     name = create_user(site, f"teacher-{scheme}", role="instructor")
     page = open_session(color_scheme=scheme, bypass_csp=True).page
