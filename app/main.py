@@ -38,9 +38,12 @@ from .metrics import (
     training_load,
 )
 from .metrics import router as metrics_api
+from .models import utcnow
 from .openapi import TAGS, operation_id, polish, under_root
 from .quizzes.routes import api as quizzes_api
 from .quizzes.routes import pages as quiz_pages
+from .review.routes import api as review_api
+from .review.routes import pages as review_pages
 from .root_path import RootPath, app_root, site_url
 from .training.backend import make_backend
 from .training.figures import RunStore, run_validator, runs_cache_dir
@@ -134,6 +137,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     #: what /readyz expects the database to be at
     app.state.schema_revision = current_revision(db.engine)
     app.state.secret = secret
+    #: what "now" is for review scheduling and stored attempts (aware UTC; tests set their own)
+    app.state.clock = utcnow
 
     # Wrapped around the whole stack rather than added with add_middleware, which would put it
     # inside Starlette's ServerErrorMiddleware: a 500 then went out without these headers (and
@@ -171,6 +176,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         training_pages,
         accounts_api,
         account_pages,
+        review_api,
+        review_pages,
         reset_pages,
         metrics_api,
     )

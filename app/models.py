@@ -1,5 +1,5 @@
-"""SQLAlchemy 2.0 models: learners, their sessions and tokens, quiz attempts, lesson progress and
-queued training runs."""
+"""SQLAlchemy 2.0 models: learners, their sessions and tokens, quiz attempts, lesson progress,
+review cards and queued training runs."""
 
 from __future__ import annotations
 
@@ -88,6 +88,9 @@ class User(Base):
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
     )
     progress: Mapped[list[LessonProgress]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True
+    )
+    review_cards: Mapped[list[ReviewCard]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
     )
 
@@ -185,8 +188,10 @@ class AttemptAnswer(Base):
     """A learner's answer to one question of an attempt, as typed JSON in the content's own ids.
 
     `answer` (None: left unanswered) is an option id (single), a list of option ids (multiple),
-    `{"text", "value"}` (numeric) or the item ids in the learner's order (ordering);
-    `correct_answer` is what was right when it was graded. Single-choice answers also keep the
+    `{"text", "value"}` (numeric), the item ids in the learner's order (ordering) or
+    `{"config", "run", "terms"}` (experiment: the free fields, the run's figures, each goal
+    term measured); `correct_answer` is what was right when it was graded (an experiment's
+    goal, never its solution). Single-choice answers also keep the
     columns they had before types: `selected_option_id` and `correct_option_id`.
     """
 
@@ -227,6 +232,40 @@ class LessonProgress(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship(back_populates="progress")
+
+
+class ReviewCard(Base):
+    """One question a learner has answered in a stored attempt, scheduled for review by FSRS.
+
+    The columns are the `fsrs.Card` fields (app/review/schedule.py converts both ways), so a due
+    list is one indexed query; `reviews` and `lapses` count every rating and every `Again`.
+    """
+
+    __tablename__ = "review_cards"
+    __table_args__ = (
+        CheckConstraint("state IN (1, 2, 3)", name="state"),
+        Index("ix_review_cards_user_id_due", "user_id", "due"),
+    )
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    #: question ids hash their lesson's id (app/content/questions.py): unique across lessons
+    question_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    lesson_id: Mapped[str] = mapped_column(String(100))
+    #: fsrs.State: 1 learning, 2 review, 3 relearning
+    state: Mapped[int] = mapped_column(Integer)
+    #: the learning or relearning step; None in the review state
+    step: Mapped[int | None] = mapped_column(Integer)
+    stability: Mapped[float | None] = mapped_column(Float)
+    difficulty: Mapped[float | None] = mapped_column(Float)
+    due: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_review: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reviews: Mapped[int] = mapped_column(Integer, default=0)
+    lapses: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    user: Mapped[User] = relationship(back_populates="review_cards")
 
 
 class GuestAttempts(Base):

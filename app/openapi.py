@@ -24,6 +24,11 @@ TAGS: list[dict[str, str]] = [
         "and my attempts.",
     },
     {"name": "progress", "description": "Where a learner stands on each lesson."},
+    {
+        "name": "review",
+        "description": "Spaced review: the questions I answered in quizzes, due again as FSRS "
+        "schedules them, each graded as its quiz grades it.",
+    },
     {"name": "instructors", "description": "Statistics for instructors (403 for learners)."},
     {"name": "meta", "description": "Liveness and readiness probes."},
 ]

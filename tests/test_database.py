@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TABLES = {
     "users", "sessions", "api_tokens", "login_failures", "quiz_attempts", "attempt_answers",
     "lesson_progress", "sign_ups", "guest_attempts", "training_runs", "training_epochs",
-    "password_resets",
+    "password_resets", "review_cards",
 }  # fmt: skip
 #: procrastinate's own tables, applied on PostgreSQL only (the training queue needs it)
 QUEUE_TABLES = {

@@ -381,3 +381,51 @@ def test_instructor_statistics_show_who_reached_the_goal_medians_and_common_conf
     assert "67%</strong> of 3 learners reached it" in page
     assert "<code>test_accuracy &gt;= 0.9</code></td><td>0.97</td><td>5</td>" in page
     assert "<code>hidden_layers: 8</code>" in page and "3 of 3" in page and "0 of 2" in page
+
+
+NULLABLE = """---
+id: batches
+title: Batches
+section: testing
+duration: 5 mins
+order: 2
+---
+
+## Knowledge Check
+
+1. Choose the batch size.
+   ```experiment
+   dataset: xor
+   fixed: {hidden_layers: [8], epochs: 10, seed: 3, activation: tanh}
+   free: [batch_size, learning_rate]
+   goal: parameters <= 50
+   solution: {batch_size: 32, learning_rate: 0.5}
+   ```
+"""
+
+
+def test_full_batch_is_a_choice_the_form_writes_as_full_and_the_api_as_null(make_app, tmp_path):
+    folder = tmp_path / "nullable"
+    folder.mkdir()
+    (folder / "batches.md").write_text(NULLABLE, encoding="utf-8")
+    with TestClient(make_app(content_dir=folder, train_workers=1)) as client:
+        (question,) = client.app.state.course.get("batches").quiz.questions
+        qid = question.id
+        free = client.get("/api/lessons/batches/quiz").json()["questions"][0]["experiment"]["free"]
+        assert free[0]["name"] == "batch_size" and free[0]["nullable"] is True
+        page = client.get("/lessons/batches").text
+        assert "or <code>full</code> (the whole training set at once)" in page
+        fields = {
+            "csrf_token": csrf(client, "/lessons/batches"),
+            f"{qid}.batch_size": "Full",
+            f"{qid}.learning_rate": "0.5",
+        }
+        review = client.post("/lessons/batches/quiz", data=fields)
+        assert review.status_code == 200 and "Correct" in review.text
+        assert "batch_size=full" in review.text
+        body = client.post(
+            "/api/lessons/batches/quiz/attempts",
+            json={"answers": {qid: {"batch_size": None, "learning_rate": 0.5}}},
+        ).json()
+        assert body["results"][0]["selected"] == {"batch_size": None, "learning_rate": 0.5}
+        assert body["results"][0]["correct"] is True

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ..content import Course, Lesson
 from ..models import User
+from ..review import service as review_service
 from ..root_path import route_path, site_url
 from ..web.clients import client_address
 from ..web.deps import CourseDep, LessonDep, SessionDep, SettingsDep
@@ -215,6 +216,8 @@ def me_page(
     summary = progress_service.summarize(course, rows)
     attempts = progress_service.list_attempts(session, user_id=user.id)
     history = progress_service.score_history(attempts)
+    now = request.app.state.clock()
+    review = review_service.summary(session, user_id=user.id, course=course, now=now)
     return render(
         request,
         "accounts/me.html",
@@ -232,6 +235,7 @@ def me_page(
                 session, user_id=user.id, current=current_credential(request)
             ),
             "changed": request.query_params.get("changed") == "password",
+            "review": review_service.due_context(review, now),
         },
     )
 

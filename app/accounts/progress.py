@@ -14,6 +14,8 @@ from ..content import Course, Lesson
 from ..db import begin_write, commit
 from ..models import AttemptAnswer, GuestAttempts, LessonProgress, QuizAttempt, User, utcnow
 from ..quizzes.grading import Grade, stored_answer, stored_correct
+from ..review.schedule import reviewable
+from ..review.store import record_answers
 
 
 class NoSuchUser(Exception):
@@ -73,9 +75,15 @@ class AttemptsUsed(Exception):
 
 
 def record_attempt(
-    session: Session, *, user_id: int, grade: Grade, max_attempts: int | None = None
+    session: Session,
+    *,
+    user_id: int,
+    grade: Grade,
+    max_attempts: int | None = None,
+    now: datetime | None = None,
 ) -> int:
-    """Store an attempt, its answers and the lesson's progress in one transaction; its id.
+    """Store an attempt, its answers, the lesson's progress and the questions' review cards in
+    one transaction; its id. `now` (default: the clock) is when it was made.
 
     AttemptsUsed (nothing stored) when `max_attempts` have already been made: counted under
     the progress row's lock, so two last attempts at once cannot both get in.
@@ -83,7 +91,7 @@ def record_attempt(
     begin_write(session)
     try:
         _ensure_user(session, user_id=user_id)
-        now = utcnow()
+        now = now or utcnow()
         progress = _lock_progress(session, user_id=user_id, lesson_id=grade.lesson_id, now=now)
         if max_attempts is not None and progress.attempts >= max_attempts:
             raise AttemptsUsed(max_attempts)
@@ -117,6 +125,15 @@ def record_attempt(
             progress.best_percent = grade.percent
         if grade.passed and progress.status != "completed":
             progress.status, progress.completed_at = "completed", now
+        # every question answered becomes (or, again, is rated as) a review card, in this same
+        # transaction: an attempt is never stored without its cards, nor cards without it
+        record_answers(
+            session,
+            user_id=user_id,
+            lesson_id=grade.lesson_id,
+            answers=[(r.question_id, r.correct) for r in grade.results if reviewable(r.type)],
+            now=now,
+        )
         session.flush()  # INSERT ... RETURNING: the database chooses the id
         attempt_id = attempt.id
         commit(session)

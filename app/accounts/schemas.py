@@ -96,12 +96,14 @@ class AnswerOut(BaseModel):
     question_id: str
     type: Literal["single", "multiple", "numeric", "ordering", "experiment"]
     answer: JsonValue = Field(
-        description="An option id, a list of option ids, {text, value}, or the item ids in the "
-        "learner's order; null if unanswered"
+        description="An option id, a list of option ids, {text, value}, the item ids in the "
+        "learner's order, or {config, run, terms} (experiment: the free fields chosen, the "
+        "run's figures, each goal term measured); null if unanswered"
     )
     correct_answer: JsonValue = Field(
-        description="What was right: an option id, a list of them, {value, tolerance}, or the "
-        "item ids in order; null while the lesson does not show its answers"
+        description="What was right: an option id, a list of them, {value, tolerance}, the "
+        "item ids in order, or {goal} (experiment); null while the lesson does not show its "
+        "answers"
     )
     selected_option_id: str | None = Field(description="Single choice: as `answer`")
     correct_option_id: str | None = Field(description="Single choice: as `correct_answer`")
@@ -130,10 +132,25 @@ class Validity(BaseModel):
     user_agent: str | None
 
 
+class ReviewCardOut(BaseModel):
+    lesson_id: str
+    question_id: str
+    state: int = Field(description="FSRS state: 1 learning, 2 review, 3 relearning")
+    step: int | None = Field(description="Learning or relearning step; null in review")
+    stability: float | None
+    difficulty: float | None
+    due: datetime
+    last_review: datetime | None
+    reviews: int
+    lapses: int
+    created_at: datetime
+
+
 class ExportOut(BaseModel):
     user: UserOut
     progress: list[ExportProgress]
     attempts: list[StoredAttemptOut]
+    review_cards: list[ReviewCardOut]
     api_tokens: list[Validity]
     sessions: list[Validity]
     recent_failed_logins: int

@@ -23,6 +23,7 @@ from ..models import (
     LessonProgress,
     LoginFailure,
     QuizAttempt,
+    ReviewCard,
     User,
     WebSession,
     utcnow,
@@ -355,6 +356,9 @@ def export_user(session: Session, *, user_id: int, hidden: Collection[str] = ())
     ).all()
     tokens = session.scalars(select(ApiToken).where(ApiToken.user_id == user_id)).all()
     sessions = session.scalars(select(WebSession).where(WebSession.user_id == user_id)).all()
+    cards = session.scalars(
+        select(ReviewCard).where(ReviewCard.user_id == user_id).order_by(ReviewCard.question_id)
+    ).all()
     failures = session.scalar(
         select(func.count())
         .select_from(LoginFailure)
@@ -379,9 +383,27 @@ def export_user(session: Session, *, user_id: int, hidden: Collection[str] = ())
             for p in progress
         ],
         "attempts": [attempt_dict(a, hide_answers=a.lesson_id in hidden) for a in attempts],
+        "review_cards": [_card(c) for c in cards],
         "api_tokens": [_validity(t) for t in tokens],
         "sessions": [_validity(s) for s in sessions],
         "recent_failed_logins": failures or 0,
+    }
+
+
+def _card(card: ReviewCard) -> dict[str, Any]:
+    """A review card with its FSRS state (1 learning, 2 review, 3 relearning)."""
+    return {
+        "lesson_id": card.lesson_id,
+        "question_id": card.question_id,
+        "state": card.state,
+        "step": card.step,
+        "stability": card.stability,
+        "difficulty": card.difficulty,
+        "due": card.due.isoformat(),
+        "last_review": card.last_review.isoformat() if card.last_review else None,
+        "reviews": card.reviews,
+        "lapses": card.lapses,
+        "created_at": card.created_at.isoformat(),
     }
 
 

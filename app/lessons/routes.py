@@ -11,6 +11,7 @@ from ..content import Lesson, TocEntry
 from ..openapi import operation_id
 from ..quizzes.deps import LearnerDep
 from ..quizzes.service import attempts_left, pass_percent_for, present
+from ..review.routes import review_context
 from ..root_path import app_root
 from ..training.query import playground_query
 from ..training.runner import DEFAULTS
@@ -57,7 +58,8 @@ async def get_lesson(request: Request, lesson: LessonDep) -> LessonDetail:
 @pages.get("/", response_class=HTMLResponse)
 async def course_page(request: Request, course: CourseDep) -> HTMLResponse:
     progress = await course_progress_context(request, course)
-    return render(request, "index.html", {"sections": course.sections(), **progress})
+    review = await review_context(request, course)
+    return render(request, "index.html", {"sections": course.sections(), **progress, **review})
 
 
 @pages.get("/lessons/{lesson_id}", response_class=HTMLResponse)

@@ -32,7 +32,7 @@ from ..training.routes import (
 )
 from ..training.runner import estimate_work, full_config
 from .answers import ExperimentAnswer, FieldError
-from .grading import check_answers
+from .grading import AnswerIds, check_answers
 
 BUSY = "every training process is busy; your answers were not graded or stored, submit again"
 
@@ -50,7 +50,7 @@ class NotAdmitted(Unsubmitted):
 
 
 def experiment_configs(
-    quiz: Quiz, answers: Mapping[str, Any], *, ids: Any, budget: float
+    quiz: Quiz, answers: Mapping[str, Any], *, ids: AnswerIds | None, budget: float
 ) -> dict[str, dict[str, Any]]:
     """Question id → the configuration its experiment answer trains; AnswerError (422) for a
     bad field or a run over the work budget (FieldError), or any other bad answer."""
@@ -70,7 +70,7 @@ def experiment_configs(
 
 
 def _figures(found: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: found[key] for key in FIGURES}
+    return {key: found.get(key) for key in FIGURES}
 
 
 async def _train(request: Request, config: dict[str, Any], keys: list[str]) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -67,14 +68,18 @@ def used_up(allowed: int) -> HTTPException:
 
 
 def stored(
-    session: Session, learner: Learner, quiz: Quiz, result: Grade, secret: str
+    session: Session, learner: Learner, quiz: Quiz, result: Grade, secret: str, now: datetime
 ) -> tuple[int | None, Learner]:
     """Store a learner's attempt, or count a guest's; (attempt id, record after it), or 409."""
     attempts, passed = learner.attempts + 1, learner.passed or result.passed
     try:
         if learner.user_id is not None:
             attempt_id = record_attempt(
-                session, user_id=learner.user_id, grade=result, max_attempts=quiz.max_attempts
+                session,
+                user_id=learner.user_id,
+                grade=result,
+                max_attempts=quiz.max_attempts,
+                now=now,
             )
         else:
             attempt_id = None
@@ -189,7 +194,8 @@ async def submit(
     # every experiment trains before anything is stored: a run turned away (429) stores nothing
     experiments = await run_experiments(request, configs) if configs else {}
     result = grade_or_422(lesson, answers, settings, ids, experiments)
-    attempt_id, after = await run_in_threadpool(stored, session, learner, quiz, result, secret)
+    now = request.app.state.clock()
+    attempt_id, after = await run_in_threadpool(stored, session, learner, quiz, result, secret, now)
     reveal = reveals(quiz, passed=after.passed)
     runs = await runs_for(request, quiz) if reveal else {}
     return result, attempt_id, after, reveal, runs, ids

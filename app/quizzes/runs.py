@@ -20,7 +20,7 @@ from ..training.routes import get_backend
 log = logging.getLogger("backprop.training")
 
 #: What a review shows of a run, out of its stored summary.
-RUN_FIELDS = ("status", "history", "train_accuracy", "test_accuracy")
+RUN_FIELDS = ("status", "history", "train_accuracy", "test_accuracy", "final_loss", "parameters")
 #: Tries, a quarter of a second apart, while every training process is busy.
 BUSY_TRIES = 40
 UNAVAILABLE: dict[str, Any] = {
@@ -28,13 +28,15 @@ UNAVAILABLE: dict[str, Any] = {
     "history": [],
     "train_accuracy": None,
     "test_accuracy": None,
+    "final_loss": None,
+    "parameters": None,
 }
 
 Trainer = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 def _shown(figures: dict[str, Any]) -> dict[str, Any]:
-    return {field: figures[field] for field in RUN_FIELDS}
+    return {field: figures.get(field) for field in RUN_FIELDS}
 
 
 class LessonRuns:

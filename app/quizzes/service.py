@@ -152,11 +152,18 @@ def form_answers(quiz: Quiz, fields: list[tuple[str, str]]) -> dict[str, Any]:
     return answers
 
 
+#: What the form takes for null in a nullable /train field: full-batch descent, the set's noise.
+NULL_WORDS = {"batch_size": "full", "noise": "default"}
+
+
 def _form_experiment(question_id: str, values: dict[str, str]) -> dict[str, Any] | None:
     """An experiment's fields as typed (empty: not given); hidden layers as `32, 32`."""
-    given = {name: text for name, text in values.items() if text}
+    given: dict[str, Any] = {name: text for name, text in values.items() if text}
     if not given:
         return None  # nothing chosen: unanswered
+    for name, word in NULL_WORDS.items():
+        if isinstance(given.get(name), str) and given[name].lower() == word:
+            given[name] = None
     if "hidden_layers" in given:
         parts = [part.strip() for part in given["hidden_layers"].split(",")]
         if len(parts) > 64 or not all(

@@ -6,6 +6,7 @@ Cheap dependencies are `async def`: a sync one costs a thread-pool hop on every 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -23,7 +24,13 @@ async def get_course(request: Request) -> Course:
     return request.app.state.course
 
 
+async def get_now(request: Request) -> datetime:
+    """This request's time, aware UTC, from `app.state.clock` (tests give the app their own)."""
+    return request.app.state.clock()
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+NowDep = Annotated[datetime, Depends(get_now)]
 CourseDep = Annotated[Course, Depends(get_course)]
 
 

@@ -37,7 +37,7 @@ HEADERS = [
 #: Credentials and a learner's own data: never stored by a browser or a shared cache (RFC 6749
 #: section 5.1 asks it of the token endpoint). Responses made for one user or one visitor are
 #: added per request (see SecurityMiddleware).
-PRIVATE_PATHS = ("/api/auth/token", "/api/me", "/me", "/reset")
+PRIVATE_PATHS = ("/api/auth/token", "/api/me", "/me", "/reset", "/review")
 #: The Cache-Control of every response above: `private` for caches that ignore `no-store`.
 NO_STORE = b"private, no-store"
 

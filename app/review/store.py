@@ -1,0 +1,142 @@
+"""Review cards in the database: written with each stored attempt and each review (no web
+framework). The caller passes `now`: every due time is computed from the time it is given."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from fsrs import Scheduler
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from ..content.loader import ID_PATTERN
+from ..db import begin_write, commit
+from ..models import ReviewCard
+from .schedule import CardState, new_card, review
+
+
+def card_state(row: ReviewCard) -> CardState:
+    return CardState(
+        state=row.state,
+        step=row.step,
+        stability=row.stability,
+        difficulty=row.difficulty,
+        due=row.due,
+        last_review=row.last_review,
+        reviews=row.reviews,
+        lapses=row.lapses,
+    )
+
+
+def _apply(row: ReviewCard, state: CardState) -> None:
+    row.state, row.step = state.state, state.step
+    row.stability, row.difficulty = state.stability, state.difficulty
+    row.due, row.last_review = state.due, state.last_review
+    row.reviews, row.lapses = state.reviews, state.lapses
+
+
+def record_answers(
+    session: Session,
+    *,
+    user_id: int,
+    lesson_id: str,
+    answers: Iterable[tuple[str, bool]],
+    now: datetime,
+    scheduler: Scheduler | None = None,
+) -> None:
+    """Rate each (question id, right?) of a stored attempt, making cards for new questions.
+
+    Runs inside the caller's write transaction (record_attempt's): the attempt and its cards
+    are stored together or not at all. INSERT ... ON CONFLICT DO NOTHING then SELECT ... FOR
+    UPDATE, so two attempts at once neither fail on the key nor lose a review.
+    """
+    answers = dict(answers)
+    if not answers:
+        return
+    fresh = new_card(now)
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(
+        insert(ReviewCard)
+        .values(
+            [
+                {
+                    "user_id": user_id,
+                    "question_id": question_id,
+                    "lesson_id": lesson_id,
+                    "state": fresh.state,
+                    "step": fresh.step,
+                    "due": fresh.due,
+                    "reviews": 0,
+                    "lapses": 0,
+                    "created_at": now,
+                }
+                for question_id in sorted(answers)  # one lock order for every writer
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=["user_id", "question_id"])
+    )
+    rows = session.scalars(
+        select(ReviewCard)
+        .where(ReviewCard.user_id == user_id, ReviewCard.question_id.in_(answers))
+        .order_by(ReviewCard.question_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    for row in rows:
+        row.lesson_id = lesson_id
+        _apply(row, review(card_state(row), correct=answers[row.question_id], now=now,
+                           scheduler=scheduler))  # fmt: skip
+
+
+def cards(session: Session, *, user_id: int) -> Sequence[ReviewCard]:
+    """Every card of the learner, earliest due first."""
+    return session.scalars(
+        select(ReviewCard)
+        .where(ReviewCard.user_id == user_id)
+        .order_by(ReviewCard.due, ReviewCard.question_id)
+    ).all()
+
+
+def get_card(session: Session, *, user_id: int, question_id: str) -> ReviewCard | None:
+    """The learner's card for a question; someone else's is None, like a missing one."""
+    if len(question_id) > 100 or not ID_PATTERN.fullmatch(question_id):
+        return None  # no question has that id (and PostgreSQL refuses NUL in text)
+    return session.get(ReviewCard, (user_id, question_id))
+
+
+class NotDue(Exception):
+    """The card is not due (any more): answered meanwhile, or never due yet."""
+
+
+def answer_card(
+    session: Session,
+    *,
+    user_id: int,
+    question_id: str,
+    correct: bool,
+    now: datetime,
+    reviews: int,
+    scheduler: Scheduler | None = None,
+) -> CardState:
+    """Rate a due card at `now`; NotDue (nothing written) unless it is still due and still has
+    the `reviews` it was shown with (so one question shown once is scheduled once)."""
+    begin_write(session)
+    try:
+        row = session.scalars(
+            select(ReviewCard)
+            .where(ReviewCard.user_id == user_id, ReviewCard.question_id == question_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one_or_none()
+        if row is None or row.due > now or row.reviews != reviews:
+            raise NotDue(question_id)
+        state = review(card_state(row), correct=correct, now=now, scheduler=scheduler)
+        _apply(row, state)
+        commit(session)
+    except BaseException:
+        session.rollback()
+        raise
+    return state
