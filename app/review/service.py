@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 
 from ..accounts.progress import attempt_state
 from ..content import Course, Lesson, Question, Quiz
-from ..models import ReviewCard
 from ..quizzes.grading import AnswerError, AnswerIds, Grade
 from ..quizzes.service import (
     Learner,
@@ -37,7 +36,7 @@ MAX_LISTED = 100
 class Due:
     """A card whose question the course still serves, with its lesson and question."""
 
-    card: ReviewCard
+    card: store.Scheduled
     lesson: Lesson
     question: Question
     #: the card's review count when it was read (the ORM row changes once it is answered)
@@ -58,7 +57,7 @@ class Summary:
         return len(self.due)
 
 
-def served(course: Course, card: ReviewCard) -> Due | None:
+def served(course: Course, card: store.Scheduled) -> Due | None:
     """The card with its lesson and question, or None when the course no longer has it."""
     lesson = course.get(card.lesson_id)
     question = lesson.quiz.question(card.question_id) if lesson and lesson.quiz else None
