@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import pty
+import re
 import select
 import shutil
 import subprocess
@@ -211,12 +212,18 @@ def test_check_run_measures_train_blocks_and_the_review_shows_what_it_stored(tmp
     assert shown["test_accuracy"] == 0.125 and shown["history"] == figures[key]["history"]
 
 
-def test_the_bundled_course_has_nothing_to_run(tmp_path):
+def test_every_claim_and_train_block_of_the_bundled_course_holds(tmp_path):
     result = backprop("check", "--run", "content/", data_dir=tmp_path / "data")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.splitlines()[-1].startswith(
-        "0 run(s) checked, 0 hold, 0 do not; 0 trained, 0 from the cache"
+    summary = re.match(
+        r"(\d+) run\(s\) checked, (\d+) hold, 0 do not; (\d+) trained, 0 from the cache",
+        result.stdout.splitlines()[-1],
     )
+    assert summary, result.stdout
+    checked, held, trained = map(int, summary.groups())
+    # a claim per lesson after the seed, 4 predict-then-run blocks, 3 experiment solutions
+    assert checked == held >= 7 + 4 + 3
+    assert 0 < trained <= checked  # runs of one configuration are trained once
 
 
 def test_a_terminal_gets_a_progress_bar(folder, tmp_path):

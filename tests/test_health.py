@@ -13,10 +13,12 @@ def test_healthz_is_liveness_only_and_readyz_says_ready_with_each_check(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
+    lessons = len(client.app.state.course.lessons)
+    assert lessons >= 8  # the bundled course: the seed and the seven lessons after it
     assert ready.json() == {
         "status": "ready",
         "reason": None,
-        "checks": {"database": "ok", "content": "1 lesson(s)", "training": "ok"},
+        "checks": {"database": "ok", "content": f"{lessons} lesson(s)", "training": "ok"},
     }
 
 

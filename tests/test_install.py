@@ -68,7 +68,8 @@ def test_the_installed_wheel_serves_the_seed_lesson_and_docs_from_an_empty_folde
     assert missing.returncode != 0 and b"No module named 'sklearn'" in missing.stderr
 
     check = run([str(installed / "bin" / "backprop"), "check"], cwd=cwd, env=env, timeout=120)
-    assert check.stdout.splitlines()[-1].startswith("1 lesson(s) OK, 0 error(s)")
+    lessons = len(list((ROOT / "content").glob("*.md")))  # the whole bundled course
+    assert check.stdout.splitlines()[-1].startswith(f"{lessons} lesson(s) OK, 0 error(s)")
 
     port = free_port()
     log = (tmp_path / "serve.log").open("wb")
@@ -93,6 +94,9 @@ def test_the_installed_wheel_serves_the_seed_lesson_and_docs_from_an_empty_folde
             lesson = http.get(f"/lessons/{SEED_ID}")
             assert lesson.status_code == 200
             assert "<h1" in lesson.text and "Introduction to Neural Networks" in lesson.text
+            # the course's last lesson is in the wheel too, its formulas drawn as MathML
+            last = http.get("/lessons/dl-handwritten-digits")
+            assert last.status_code == 200 and "<math" in last.text
             docs = http.get("/docs")
             assert docs.status_code == 200 and "swagger-ui" in docs.text
             assert http.get("/static/vendor/swagger-ui/swagger-ui-bundle.js").status_code == 200

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+import shutil
 
 import pytest
 from fastapi.testclient import TestClient
+
+from .conftest import ROOT
 
 SEED = "dl-intro-neural-networks"
 
@@ -109,13 +112,21 @@ def test_the_course_page_groups_lessons_by_section_with_duration_and_question_co
     assert "Gradient Descent in Practice" in page and "70 min" in page and "3 questions" in page
 
 
-def test_the_lesson_page_has_title_toc_body_and_a_coming_soon_next_link(client):
+def test_the_lesson_page_has_title_toc_body_and_a_next_link_to_the_next_lesson(client):
     page = client.get(f"/lessons/{SEED}").text
     assert '<h1 id="lesson-title">Introduction to Neural Networks</h1>' in page
     assert 'href="#backpropagation-how-networks-learn"' in page
+    assert 'href="/lessons/dl-building-networks" rel="next"' in page
+    assert "Coming soon" not in page
+    assert '<span class="k">def</span>' in page
+
+
+def test_a_next_lesson_id_naming_no_lesson_shows_coming_soon(make_app, content_dir):
+    shutil.copy(ROOT / "content" / f"{SEED}.md", content_dir / f"{SEED}.md")  # the seed alone
+    with TestClient(make_app(content_dir=content_dir)) as client:
+        page = client.get(f"/lessons/{SEED}").text
     assert "Coming soon" in page
     assert 'href="/lessons/dl-building-networks"' not in page
-    assert '<span class="k">def</span>' in page
 
 
 def test_next_follows_next_lesson_id_and_previous_follows_course_order(make_app, fixture_course):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import unicodedata
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,14 @@ def _label(value: Any, where: str) -> str:
         raise DataError(f"{where}: the label is empty")
     if len(text) > MAX_LABEL:
         raise DataError(f"{where}: the label is longer than {MAX_LABEL} characters")
+    # NumPy's str arrays (weights.npz's class names) drop a trailing NUL, and no control
+    # character is meant in a label the page shows: refused rather than exported broken
+    control = next((ch for ch in text if unicodedata.category(ch) == "Cc"), None)
+    if control is not None:
+        raise DataError(
+            f"{where}: the label holds a control character (U+{ord(control):04X}); use "
+            "letters, digits, spaces or punctuation"
+        )
     return text
 
 
