@@ -91,8 +91,19 @@ CSV_GOOD = "x1,x2,label\n" + "".join(f"{i},{i % 3},{'ab'[i % 2]}\n" for i in ran
         (CSV_GOOD.replace("5,2,b", "5,2,b\x00"), "line 7: the label holds a control character"),
         ("".join(f"{i},0,{'ab'[i % 2]}\n" for i in range(2001)), "2,001 rows; at most 2,000"),
         (CSV_GOOD.replace("x1,x2,label\n", "x1,x2,label,extra\n") + "1,2,b,9\n", "line 14"),
+        # past the csv module's own field limit (131,072 characters), within MAX_CSV_CHARS
+        (CSV_GOOD + "1,2," + "b" * 150_000, "line 14: a cell is longer than 131,072 characters"),
     ],
-    ids=["non-numeric", "short line", "nan", "one class", "nul", "too many rows", "four cells"],
+    ids=[
+        "non-numeric",
+        "short line",
+        "nan",
+        "one class",
+        "nul",
+        "too many rows",
+        "four cells",
+        "huge cell",
+    ],
 )
 def test_bad_csv_data_is_a_422_that_names_the_line(client, text, expected):
     response = train_custom(client, {"csv": text}, epochs=1)
@@ -120,6 +131,16 @@ def test_a_csv_with_and_without_a_header_trains_the_same_network(client):
     runs = [train_custom(client, {"csv": text}, epochs=5).json() for text in (CSV_GOOD, headless)]
     assert runs[0]["history"] == runs[1]["history"]
     assert runs[0]["classes"] == ["a", "b"]
+
+
+@pytest.mark.parametrize("newline", ["\r\n", "\r"], ids=["windows", "classic-mac"])
+def test_a_csv_with_any_line_ending_trains_as_one_with_newlines(client, newline):
+    responses = [
+        train_custom(client, {"csv": text}, epochs=5)
+        for text in (CSV_GOOD, CSV_GOOD.replace("\n", newline))
+    ]
+    assert [r.status_code for r in responses] == [200, 200], responses[1].text[:300]
+    assert responses[0].json()["history"] == responses[1].json()["history"]
 
 
 def test_data_over_the_sites_body_limit_still_fits_the_training_route(client):

@@ -108,7 +108,18 @@ def parse_csv(text: str) -> tuple[list[list[float]], list[str]]:
     """`x1,x2,label` lines (a first line that is not numbers is a header), checked like JSON."""
     if len(text) > MAX_CSV_CHARS:
         raise DataError(f"the CSV is longer than {MAX_CSV_CHARS:,} characters")
-    lines = list(csv.reader(io.StringIO(text)))
+    # newline=None reads "\r\n" and a lone "\r" (old spreadsheets' line end) as "\n"
+    reader = csv.reader(io.StringIO(text, newline=None))
+    try:
+        lines = list(reader)
+    except csv.Error as exc:
+        limit = csv.field_size_limit()
+        problem = (
+            f"a cell is longer than {limit:,} characters"
+            if "field limit" in str(exc)
+            else f"not a CSV line ({exc})"
+        )
+        raise DataError(f"line {reader.line_num}: {problem}") from None
     numbered = [(n, row) for n, row in enumerate(lines, 1) if any(cell.strip() for cell in row)]
     if numbered:
         first = numbered[0][1]
