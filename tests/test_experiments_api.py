@@ -429,3 +429,53 @@ def test_full_batch_is_a_choice_the_form_writes_as_full_and_the_api_as_null(make
         ).json()
         assert body["results"][0]["selected"] == {"batch_size": None, "learning_rate": 0.5}
         assert body["results"][0]["correct"] is True
+
+
+def test_statistics_read_experiments_configurations_not_their_stored_runs(client):
+    """A stored experiment answer carries its run's whole history (about 90 KB at 1,000
+    epochs); an instructor's page over many attempts must not load every one of them."""
+    import copy
+    import tracemalloc
+
+    from app.accounts.stats import lesson_stats
+    from app.models import AttemptAnswer, QuizAttempt
+
+    qid, _ = question_ids(client)
+    headers = learner(client, "ada")
+    assert submit(client, {qid: GOOD}, headers=headers).status_code == 200
+    db = client.app.state.db
+    with db.session() as session:
+        stored = session.query(AttemptAnswer).filter_by(question_id=qid).one()
+        attempt = stored.attempt
+        row = stored.answer["run"]["history"][-1]
+        for n in range(60):  # sixty attempts of 1,000-epoch runs, each its own configuration
+            answer = copy.deepcopy(stored.answer)
+            answer["config"]["learning_rate"] = 0.5 + n / 1000
+            answer["run"]["history"] = [{**row, "epoch": e + 1} for e in range(1000)]
+            copy_of = QuizAttempt(
+                user_id=attempt.user_id, lesson_id=LESSON, round=1, score=1, total=2,
+                percent=50.0, passed=False,
+            )  # fmt: skip
+            copy_of.answers.append(
+                AttemptAnswer(
+                    position=0,
+                    question_id=qid,
+                    type="experiment",
+                    answer=answer,
+                    correct_answer=stored.correct_answer,
+                    correct=True,
+                )  # fmt: skip
+            )
+            session.add(copy_of)
+        session.commit()
+    lesson = client.app.state.course.get(LESSON)
+    with db.session() as session:
+        tracemalloc.start()
+        try:
+            stats = lesson_stats(session, lesson=lesson)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    experiment = stats["questions"][0]["experiment"]
+    assert experiment["terms"][0]["runs"] == 61 and len(experiment["common_configs"]) == 5
+    assert peak < 1_500_000, f"{peak:,} bytes at the peak (the runs hold about 5 MB)"

@@ -95,6 +95,7 @@ def test_a_well_formed_block_loads_and_fixed_may_be_left_out(content_dir):
         ({"fixed": "fixed: {dataset: xor}"}, 13, "sets the dataset"),
         ({"free": "free: [hidden_layers, epochs]"}, 14, "'epochs' is both fixed and free"),
         ({"free": "free: [dataset]"}, 14, "the dataset cannot be free"),
+        ({"free": "free: [data]"}, 14, "the data cannot be free"),
         ({"free": "free: []"}, 14, "must list the /train fields"),
         ({"free": "free: [learning_rate, learning_rate]"}, 14, "lists 'learning_rate' twice"),
         (

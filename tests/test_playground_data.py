@@ -55,6 +55,9 @@ def with_row(row_index: int, x=KEEP, y=KEEP) -> dict:
         (with_row(10, y=""), "row 11: the label is empty"),
         (with_row(11, y=None), "row 12: the label is None"),
         (with_row(1, y="x" * 41), "row 2: the label is longer than 40 characters"),
+        # NumPy's str arrays drop a trailing NUL: weights.npz would name a class data.csv lacks
+        (with_row(5, y="a\x00"), "row 6: the label holds a control character (U+0000)"),
+        (with_row(5, y="a\x1bb"), "row 6: the label holds a control character (U+001B)"),
         ({"x": GOOD["x"], "y": ["same"] * 12}, "one class only ('same')"),
         ({"x": GOOD["x"], "y": [str(k) for k in range(11)] + ["0"]}, "11 classes; at most 10"),
         ({"x": GOOD["x"], "y": GOOD["y"][:-1]}, "x has 12 rows but y has 11 labels"),
@@ -85,10 +88,22 @@ CSV_GOOD = "x1,x2,label\n" + "".join(f"{i},{i % 3},{'ab'[i % 2]}\n" for i in ran
         (CSV_GOOD.replace("7,1,b", "7,1"), "line 9: 2 cells; each line is x1,x2,label"),
         (CSV_GOOD.replace("3,0,b", "NaN,0,b"), "line 5: x1 is 'NaN'; every value must be"),
         (CSV_GOOD.replace(",b\n", ",a\n"), "one class only ('a')"),
+        (CSV_GOOD.replace("5,2,b", "5,2,b\x00"), "line 7: the label holds a control character"),
         ("".join(f"{i},0,{'ab'[i % 2]}\n" for i in range(2001)), "2,001 rows; at most 2,000"),
         (CSV_GOOD.replace("x1,x2,label\n", "x1,x2,label,extra\n") + "1,2,b,9\n", "line 14"),
+        # past the csv module's own field limit (131,072 characters), within MAX_CSV_CHARS
+        (CSV_GOOD + "1,2," + "b" * 150_000, "line 14: a cell is longer than 131,072 characters"),
     ],
-    ids=["non-numeric", "short line", "nan", "one class", "too many rows", "four cells"],
+    ids=[
+        "non-numeric",
+        "short line",
+        "nan",
+        "one class",
+        "nul",
+        "too many rows",
+        "four cells",
+        "huge cell",
+    ],
 )
 def test_bad_csv_data_is_a_422_that_names_the_line(client, text, expected):
     response = train_custom(client, {"csv": text}, epochs=1)
@@ -116,6 +131,16 @@ def test_a_csv_with_and_without_a_header_trains_the_same_network(client):
     runs = [train_custom(client, {"csv": text}, epochs=5).json() for text in (CSV_GOOD, headless)]
     assert runs[0]["history"] == runs[1]["history"]
     assert runs[0]["classes"] == ["a", "b"]
+
+
+@pytest.mark.parametrize("newline", ["\r\n", "\r"], ids=["windows", "classic-mac"])
+def test_a_csv_with_any_line_ending_trains_as_one_with_newlines(client, newline):
+    responses = [
+        train_custom(client, {"csv": text}, epochs=5)
+        for text in (CSV_GOOD, CSV_GOOD.replace("\n", newline))
+    ]
+    assert [r.status_code for r in responses] == [200, 200], responses[1].text[:300]
+    assert responses[0].json()["history"] == responses[1].json()["history"]
 
 
 def test_data_over_the_sites_body_limit_still_fits_the_training_route(client):

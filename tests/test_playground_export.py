@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import io
+import json
 import re
 import subprocess
 import sys
+import tracemalloc
 import zipfile
 from pathlib import Path
 
@@ -13,6 +16,9 @@ import numpy as np
 import pytest
 
 from app.training.archive import RunArchive
+from app.training.datasets import load_dataset
+from app.training.runner import full_config
+from app.training.schemas import TrainRequest
 
 from .test_playground_data import X, Y
 
@@ -153,3 +159,29 @@ def test_runs_are_kept_for_an_hour_within_a_bounded_memory():
     assert archive.get("big") is not None and archive._bytes <= 10_000
     archive.keep(config={}, result=kept("huge", size=4000))  # more than the whole archive
     assert archive.get("huge") is None and archive.get("big") is not None
+
+
+def test_a_kept_run_of_own_points_takes_no_more_memory_than_the_archive_counts():
+    """2,000 rows of long labels, as /train's schema hands them over, then kept: what stays
+    allocated once the request is gone is within the bytes the archive's bound counts."""
+    rows = [[i * 0.001 + 0.123456789, -i * 0.002] for i in range(2000)]
+    body = json.dumps({"dataset": "custom", "hidden_layers": [4], "data": {
+        "x": rows, "y": [f"é{i % 10}" + "x" * 38 for i in range(2000)],
+    }})  # fmt: skip
+    archive = RunArchive()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        config = full_config(TrainRequest.model_validate_json(body).model_dump())
+        assert archive.keep(config=config, result=kept("mine")) is True
+        del config
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held <= archive._bytes, (held, archive._bytes)
+    # and it still exports: the points as trained, their labels as given
+    run = archive.get("mine")
+    assert run is not None
+    assert load_dataset("custom", seed=0, data=run.config["data"]).classes[0] == "é0" + "x" * 38

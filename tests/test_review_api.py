@@ -381,3 +381,43 @@ def test_an_experiment_graded_by_a_run_of_its_own_makes_no_card_but_its_lessons_
     assert {q["type"] for q in due_list(client, ada)["questions"]} == (
         set(kinds.values()) - {"experiment"}
     )
+
+
+def test_a_quiz_that_limits_attempts_and_hides_answers_is_not_reviewed_while_attempts_are_left(
+    make_app, tmp_path, clock
+):
+    """Right or wrong, one question at a time every ten minutes, would otherwise find the
+    answers such a quiz never shows before the learner's last attempt at it."""
+    folder = tmp_path / "limited-course"
+    folder.mkdir()
+    variant(folder, "limited", "reviewAnswers: never\nmaxAttempts: 2\n", keep_run=False)
+    variant(folder, "later", "reviewAnswers: after-pass\nmaxAttempts: 3\n", keep_run=False)
+    app = make_app(content_dir=folder)
+    app.state.clock = clock
+    with TestClient(app) as client:
+        ada = learner(client, "ada")
+        for lesson_id in ("limited", "later"):
+            wrong = wrong_answers(client, lesson_id, ada)
+            assert post(client, wrong, lesson_id, ada).status_code == 200
+        clock.advance(minutes=10)
+        held = due_list(client, ada, limit=100)
+        assert held["due"] == 0 and held["questions"] == []
+        question = client.app.state.course.get("limited").quiz.questions[0]
+        refused = client.post(f"/api/me/review/{question.id}", json={"answer": None}, headers=ada)
+        assert refused.status_code == 404
+        browser_login(client, "ada")
+        assert "Nothing to review right now" in client.get("/review").text
+        # the last attempt made: the lesson's questions are reviewed (still without answers)
+        wrong = wrong_answers(client, "limited", ada)
+        assert post(client, wrong, "limited", ada).status_code == 200
+        clock.advance(minutes=10)
+        listed = due_list(client, ada, limit=100)
+        assert {q["lesson_id"] for q in listed["questions"]} == {"limited"} and listed["due"] == 6
+        body = answer(client, ada, listed["questions"][0], right=True).json()
+        assert body["result"]["correct"] and body["answers_shown"] is False
+        # passed: nothing is hidden any more, so nothing is held back
+        assert post(client, right_answers(client, "later", ada), "later", ada).status_code == 200
+        clock.advance(days=400)
+        assert {q["lesson_id"] for q in due_list(client, ada, limit=100)["questions"]} == {
+            "limited", "later",
+        }  # fmt: skip

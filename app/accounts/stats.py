@@ -78,12 +78,18 @@ def course_stats(session: Session, *, lessons: Sequence[Lesson]) -> list[dict[st
         (lesson.id, q.id): q for lesson in lessons if lesson.quiz for q in lesson.quiz.questions
     }
     tallies: dict[tuple[str, str, bool], _Tally] = defaultdict(_Tally)
-    answer_text = cast(AttemptAnswer.answer, Text)
-    for lesson_id, question_id, text, correct, is_first, count in session.execute(
+    # An experiment's stored answer holds its run's whole history (kilobytes an epoch row):
+    # only its configuration and goal terms are read, so that history never leaves the database.
+    experiment = AttemptAnswer.type == "experiment"
+    answer_text = case((experiment, None), else_=cast(AttemptAnswer.answer, Text))
+    config_text = case((experiment, cast(AttemptAnswer.answer["config"], Text)))
+    terms_text = case((experiment, cast(AttemptAnswer.answer["terms"], Text)))
+    grouped = (answer_text, config_text, terms_text)
+    for lesson_id, question_id, text, config, terms, correct, is_first, count in session.execute(
         select(
             QuizAttempt.lesson_id,
             AttemptAnswer.question_id,
-            answer_text,
+            *grouped,
             AttemptAnswer.correct,
             first,
             func.count(),
@@ -93,7 +99,7 @@ def course_stats(session: Session, *, lessons: Sequence[Lesson]) -> list[dict[st
         .group_by(
             QuizAttempt.lesson_id,
             AttemptAnswer.question_id,
-            answer_text,
+            *grouped,
             AttemptAnswer.correct,
             first,
         )  # fmt: skip
@@ -101,7 +107,10 @@ def course_stats(session: Session, *, lessons: Sequence[Lesson]) -> list[dict[st
         question = questions.get((lesson_id, question_id))
         if question is None:
             continue  # a question no longer in the lesson
-        answer = json.loads(text) if text is not None else None
+        if config is not None:
+            answer = {"config": json.loads(config), "terms": json.loads(terms or "null")}
+        else:
+            answer = json.loads(text) if text is not None else None
         for tally in (tallies[(lesson_id, question_id, False)],) + (
             (tallies[(lesson_id, question_id, True)],) if is_first else ()
         ):

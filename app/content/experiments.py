@@ -89,6 +89,12 @@ def _free(value: object, fixed: dict[str, Any], line: int) -> tuple[str, ...]:
                 line=line,
                 hint="an experiment is about one dataset: fix it with 'dataset: ...'",
             )
+        if name == "data":
+            raise ContentError(
+                "the data cannot be free",
+                line=line,
+                hint="a learner chooses settings, not points: fix 'dataset' (and its 'data')",
+            )
         if name in fixed:
             raise ContentError(
                 f"{name!r} is both fixed and free",

@@ -27,7 +27,7 @@ from ..web.schemas import INVALID, UNPARSABLE_BODY, ErrorBody
 from ..web.security import CSRF_FIELD, csrf_ok
 from ..web.templates import render
 from . import service, store
-from .schedule import STATE_NAMES, CardState, due_phrase
+from .schedule import STATE_NAMES, CardState
 from .schemas import ReviewAnswerIn, ReviewOut, ReviewQuestionOut, ReviewResultOut
 
 log = logging.getLogger("backprop")
@@ -219,7 +219,7 @@ async def review_page(
             attempts_left=None,
             form_action=f"/review/{due.question.id}",
             form_heading="Review question",
-            form_meta=f"From {due.lesson.title} · due {due_phrase(due.card.due, now)}",
+            form_meta=f"1 of {found.due_count} due now",
             form_button="Check my answer",
         )
     return render(request, "review/review.html", context)

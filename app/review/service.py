@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 
 from ..accounts.progress import attempt_state
 from ..content import Course, Lesson, Question, Quiz
-from ..models import ReviewCard
 from ..quizzes.grading import AnswerError, AnswerIds, Grade
 from ..quizzes.service import (
     Learner,
@@ -37,7 +36,7 @@ MAX_LISTED = 100
 class Due:
     """A card whose question the course still serves, with its lesson and question."""
 
-    card: ReviewCard
+    card: store.Scheduled
     lesson: Lesson
     question: Question
     #: the card's review count when it was read (the ORM row changes once it is answered)
@@ -58,7 +57,7 @@ class Summary:
         return len(self.due)
 
 
-def served(course: Course, card: ReviewCard) -> Due | None:
+def served(course: Course, card: store.Scheduled) -> Due | None:
     """The card with its lesson and question, or None when the course no longer has it."""
     lesson = course.get(card.lesson_id)
     question = lesson.quiz.question(card.question_id) if lesson and lesson.quiz else None
@@ -67,12 +66,26 @@ def served(course: Course, card: ReviewCard) -> Due | None:
     return Due(card, lesson, question, card.reviews)
 
 
+def held_back(session: Session, *, user_id: int, lesson: Lesson) -> bool:
+    """Whether the lesson's cards wait: its quiz limits attempts and hides right answers, and the
+    learner, not passed yet, has attempts left. A review says right or wrong as often as the card
+    falls due, which for such a quiz would be trial and error past the attempts it counts."""
+    quiz = lesson.quiz
+    if quiz is None or quiz.max_attempts is None or quiz.review_answers == "always":
+        return False
+    attempts, passed = attempt_state(session, user_id=user_id, lesson_id=lesson.id)
+    return not passed and attempts < quiz.max_attempts
+
+
 def summary(session: Session, *, user_id: int, course: Course, now: datetime) -> Summary:
     """Every card of the learner on a served question; the due ones spread apart by lesson."""
     rows = store.cards(session, user_id=user_id)
     live = [due for due in (served(course, row) for row in rows) if due is not None]
-    due = [d for d in live if d.card.due <= now]
-    later = [d.card.due for d in live if d.card.due > now]
+    lessons = {d.lesson.id: d.lesson for d in live}.values()
+    waiting = {x.id for x in lessons if held_back(session, user_id=user_id, lesson=x)}
+    asked = [d for d in live if d.lesson.id not in waiting]
+    due = [d for d in asked if d.card.due <= now]
+    later = [d.card.due for d in asked if d.card.due > now]
     # the lesson answered last (a review or a quiz) is not the one to start with
     latest = max(
         (d for d in live if d.card.last_review is not None),
@@ -90,7 +103,10 @@ def find_due(
     card = store.get_card(session, user_id=user_id, question_id=question_id)
     if card is None or card.due > now:
         return None
-    return served(course, card)
+    due = served(course, card)
+    if due is None or held_back(session, user_id=user_id, lesson=due.lesson):
+        return None
+    return due
 
 
 def learner_for(due: Due, user_id: int) -> Learner:

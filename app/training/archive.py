@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 #: How long a finished run can be exported.
 KEEP_SECONDS = 3600.0
 MAX_RUNS = 500
@@ -77,7 +79,7 @@ class RunArchive:
         self._expire(now)
         params = base64.b64decode(encoded) if encoded else None
         run = KeptRun(
-            config=config,
+            config=_compact(config),
             params=params,
             status=str(result.get("status")),
             test_accuracy=float(result.get("test_accuracy", 0.0)),
@@ -95,6 +97,17 @@ class RunArchive:
         """The run, if it finished here within KEEP_SECONDS."""
         self._expire(self.clock())
         return self._runs.get(run_id)
+
+
+def _compact(config: dict[str, Any]) -> dict[str, Any]:
+    """The configuration with own points as one float64 array and one string per class: what
+    KeptRun.size counts (as lists of Python floats and strings they take several times more)."""
+    data = config.get("data")
+    if not data:
+        return config
+    names: dict[str, str] = {}
+    labels = [names.setdefault(label, label) for label in data["y"]]
+    return {**config, "data": {"x": np.asarray(data["x"], dtype=np.float64), "y": labels}}
 
 
 def archive_of(state: Any) -> RunArchive:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import unicodedata
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,14 @@ def _label(value: Any, where: str) -> str:
         raise DataError(f"{where}: the label is empty")
     if len(text) > MAX_LABEL:
         raise DataError(f"{where}: the label is longer than {MAX_LABEL} characters")
+    # NumPy's str arrays (weights.npz's class names) drop a trailing NUL, and no control
+    # character is meant in a label the page shows: refused rather than exported broken
+    control = next((ch for ch in text if unicodedata.category(ch) == "Cc"), None)
+    if control is not None:
+        raise DataError(
+            f"{where}: the label holds a control character (U+{ord(control):04X}); use "
+            "letters, digits, spaces or punctuation"
+        )
     return text
 
 
@@ -99,7 +108,18 @@ def parse_csv(text: str) -> tuple[list[list[float]], list[str]]:
     """`x1,x2,label` lines (a first line that is not numbers is a header), checked like JSON."""
     if len(text) > MAX_CSV_CHARS:
         raise DataError(f"the CSV is longer than {MAX_CSV_CHARS:,} characters")
-    lines = list(csv.reader(io.StringIO(text)))
+    # newline=None reads "\r\n" and a lone "\r" (old spreadsheets' line end) as "\n"
+    reader = csv.reader(io.StringIO(text, newline=None))
+    try:
+        lines = list(reader)
+    except csv.Error as exc:
+        limit = csv.field_size_limit()
+        problem = (
+            f"a cell is longer than {limit:,} characters"
+            if "field limit" in str(exc)
+            else f"not a CSV line ({exc})"
+        )
+        raise DataError(f"line {reader.line_num}: {problem}") from None
     numbered = [(n, row) for n, row in enumerate(lines, 1) if any(cell.strip() for cell in row)]
     if numbered:
         first = numbered[0][1]

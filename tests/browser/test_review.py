@@ -133,16 +133,18 @@ def test_a_missed_quiz_comes_back_on_review_without_javascript_one_lesson_at_a_t
     expect(page.locator(".review-due")).to_contain_text("8 questions due")
 
 
+@pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_the_review_is_answered_by_keyboard_alone_and_has_no_serious_accessibility_violation(
-    open_session, site
+    open_session, site, scheme
 ):
-    create_user(site, "kofi")
-    page = open_session(bypass_csp=True).page  # only so that axe can be injected
-    log_in(page, "kofi")
+    name = create_user(site, f"kofi-{scheme}")
+    # bypass_csp only so that axe can be injected
+    page = open_session(bypass_csp=True, color_scheme=scheme).page
+    log_in(page, name)
     page.goto("/lessons/first")
     with page.expect_navigation():
         page.get_by_role("button", name="Check my answers").click()
-    bring_due(site, "kofi")
+    bring_due(site, name)
     page.goto("/review")
     page.wait_for_load_state("load")
     assert axe_violations(page) == []
