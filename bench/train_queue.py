@@ -100,7 +100,12 @@ def main() -> None:
             engine = make_engine(queue_url)
             upgrade(engine)
             queue_db = Queue(engine)
-            secret = {"SECRET_KEY": "bench-secret-key-0123456789abcdefghij"}
+            # one client posts every run: lift the per-client limits meant for many learners
+            secret = {
+                "SECRET_KEY": "bench-secret-key-0123456789abcdefghij",
+                "TRAIN_PER_CLIENT": str(CONCURRENT),
+                "TRAIN_PER_MINUTE": "100000",
+            }
             local_env = {**server_env(folder / "local"), **secret}
             local_env.update(TRAIN_WORKERS="2", TRAIN_QUEUE=str(CONCURRENT))
             queue_env = {

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from fsrs import Scheduler
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -17,8 +17,12 @@ from ..db import begin_write, commit
 from ..models import ReviewCard
 from .schedule import CardState, new_card, review
 
+#: The columns of a card that FSRS's state is read from and written to.
+_STATE = ("state", "step", "stability", "difficulty", "due", "last_review", "reviews", "lapses")
 
-def card_state(row: ReviewCard) -> CardState:
+
+def card_state(row: Any) -> CardState:
+    """The FSRS state of a ReviewCard, or of a row of its `_STATE` columns."""
     return CardState(
         state=row.state,
         step=row.step,
@@ -59,37 +63,41 @@ def record_answers(
     fresh = new_card(now)
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # Statements with parameter lists (executemany), not values built per attempt: compiled
+    # once and cached, they cost a third of what a multi-row VALUES compiled each time did.
     session.execute(
-        insert(ReviewCard)
-        .values(
-            [
-                {
-                    "user_id": user_id,
-                    "question_id": question_id,
-                    "lesson_id": lesson_id,
-                    "state": fresh.state,
-                    "step": fresh.step,
-                    "due": fresh.due,
-                    "reviews": 0,
-                    "lapses": 0,
-                    "created_at": now,
-                }
-                for question_id in sorted(answers)  # one lock order for every writer
-            ]
-        )
-        .on_conflict_do_nothing(index_elements=["user_id", "question_id"])
+        insert(ReviewCard).on_conflict_do_nothing(index_elements=["user_id", "question_id"]),
+        [
+            {
+                "user_id": user_id,
+                "question_id": question_id,
+                "lesson_id": lesson_id,
+                "state": fresh.state,
+                "step": fresh.step,
+                "due": fresh.due,
+                "reviews": 0,
+                "lapses": 0,
+                "created_at": now,
+            }
+            for question_id in sorted(answers)  # one lock order for every writer
+        ],
     )
-    rows = session.scalars(
-        select(ReviewCard)
+    rows = session.execute(
+        select(ReviewCard.question_id, *(getattr(ReviewCard, name) for name in _STATE))
         .where(ReviewCard.user_id == user_id, ReviewCard.question_id.in_(answers))
         .order_by(ReviewCard.question_id)
         .with_for_update()
-        .execution_options(populate_existing=True)
     ).all()
+    updates = []
     for row in rows:
-        row.lesson_id = lesson_id
-        _apply(row, review(card_state(row), correct=answers[row.question_id], now=now,
-                           scheduler=scheduler))  # fmt: skip
+        state = review(card_state(row), correct=answers[row.question_id], now=now,
+                       scheduler=scheduler)  # fmt: skip
+        updates.append(
+            {"user_id": user_id, "question_id": row.question_id, "lesson_id": lesson_id}
+            | {name: getattr(state, name) for name in _STATE}
+        )
+    if updates:
+        session.execute(update(ReviewCard), updates)  # by primary key, one executemany
 
 
 class Scheduled(Protocol):
