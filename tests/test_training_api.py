@@ -81,6 +81,14 @@ def test_a_diverging_run_is_still_a_200_with_strict_json(client):
         ({"dataset": "moons", "noise": 1.5}, "noise"),
         ({"noise": 0.1}, "noise"),
         ({"optimizer": "adam"}, "optimizer"),
+        # lax pydantic reads true/false as 1 and 0: a "learning rate" of true trained at 1
+        ({"learning_rate": True}, "learning_rate"),
+        ({"epochs": True}, "epochs"),
+        ({"hidden_layers": [True, 8]}, "hidden_layers.0"),
+        ({"seed": False}, "seed"),
+        ({"momentum": False}, "momentum"),
+        ({"batch_size": True}, "batch_size"),
+        ({"dataset": "moons", "noise": False}, "noise"),
     ],
 )
 def test_out_of_bounds_fields_are_422_naming_the_field(client, body, field):

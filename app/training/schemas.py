@@ -5,14 +5,26 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from .custom import DataError, clean_rows, parse_csv
 from .datasets import DEFAULT_NOISE
 
 DatasetName = Literal["digits", "xor", "circles", "moons", "spiral", "custom"]
-Units = Annotated[int, Field(ge=1, le=1024)]
+
+
+def _not_a_boolean(value: Any) -> Any:
+    """Refuse true/false where a number goes: pydantic's lax mode would read them as 1 and 0
+    (and YAML reads `yes`/`no` as booleans), so `learning_rate: true` would train at 1."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("number_not_boolean", "a number, not true or false")
+    return value
+
+
+#: A number that true and false are not.
+Number = BeforeValidator(_not_a_boolean)
+Units = Annotated[int, Field(ge=1, le=1024), Number]
 
 
 class CustomData(BaseModel):
@@ -70,19 +82,23 @@ class TrainRequest(BaseModel):
     activation: Literal["relu", "sigmoid", "tanh"] = Field(
         default="relu", description="the hidden layers' activation"
     )
-    epochs: int = Field(default=30, ge=1, le=1000, description="passes over the training set")
-    learning_rate: float = Field(default=0.1, gt=0, le=100, description="the SGD step size")
-    batch_size: int | None = Field(
+    epochs: Annotated[int, Number] = Field(
+        default=30, ge=1, le=1000, description="passes over the training set"
+    )
+    learning_rate: Annotated[float, Number] = Field(
+        default=0.1, gt=0, le=100, description="the SGD step size"
+    )
+    batch_size: Annotated[int | None, Number] = Field(
         default=64, ge=1, le=1_000_000, description="null: full-batch gradient descent"
     )
-    momentum: float = Field(default=0.0, ge=0, lt=1, description="0: plain SGD")
+    momentum: Annotated[float, Number] = Field(default=0.0, ge=0, lt=1, description="0: plain SGD")
     init: Literal["he", "xavier", "lesson"] = Field(
         default="he", description="weight initialisation; lesson: the lesson's randn * 0.01"
     )
-    seed: int = Field(
+    seed: Annotated[int, Number] = Field(
         default=0, ge=0, le=2**32 - 1, description="the same seed trains the same network"
     )
-    noise: float | None = Field(
+    noise: Annotated[float | None, Number] = Field(
         default=None, ge=0, le=1, description="2-D sets only; default depends on the set"
     )
     data: CustomData | None = Field(
