@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import sqlite3
 import sys
 import tempfile
 from pathlib import Path
@@ -53,6 +54,17 @@ def shoot_review(page: Page, base: str) -> None:
         fieldset.get_by_label(html.unescape(choice.html), exact=True).check()
     with page.expect_navigation():
         page.locator("form.quiz button[type=submit]").click()
+
+
+#: The SQLite file of the server being shot (set by main).
+SITE_DB: list[str] = []
+
+
+def shoot_spaced_review(page: Page, base: str) -> None:
+    """/review with the quiz's cards due, as they are after their interval has passed."""
+    with sqlite3.connect(SITE_DB[0]) as conn:
+        conn.execute("UPDATE review_cards SET due = '2000-01-01 00:00:00.000000'")
+    page.goto(f"{base}/review")
 
 
 def shoot_playground(page: Page, base: str) -> None:
@@ -114,6 +126,7 @@ SHOTS = {
     "lesson": shoot_lesson,
     "review": shoot_review,
     "course": shoot_course,
+    "spaced-review": shoot_spaced_review,
     "playground": shoot_playground,
     "playground-own": shoot_playground_own,
     "playground-step": shoot_playground_step,
@@ -134,6 +147,7 @@ def main() -> int:
             server_env(Path(tmp) / "data"),
             log_path=Path(tmp) / "server.log",
         ).start()
+        SITE_DB[:] = [server.env["DATABASE_URL"].removeprefix("sqlite:///")]
         try:
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

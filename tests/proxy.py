@@ -64,10 +64,16 @@ class PrefixProxy:
             server.close()
             # connections the browser kept open: end them here, each closing its sockets,
             # rather than leave them to be destroyed with the loop
+            # One turn first: a connection accepted just now has a task that has not started,
+            # and cancelled before its first step it would never close its socket.
+            await asyncio.sleep(0)
             others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             for task in others:
                 task.cancel()
             await asyncio.gather(*others, return_exceptions=True)
+            # and the transports' connection_lost (which closes each socket) runs in a later turn
+            for _ in range(3):
+                await asyncio.sleep(0)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

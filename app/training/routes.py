@@ -335,8 +335,15 @@ async def follow_run(
     except WorkerFailed as exc:
         detail, status = _failure(exc)
         return JSONResponse({"detail": detail}, status_code=status)
+    archive = archive_of(request.app.state)
+
+    def exportable_here(result: dict[str, Any]) -> None:
+        # as POST /train says of its own runs: whether GET .../export works on this instance
+        kept = archive.get(run_id)
+        result["exportable"] = bool(kept and kept.params is not None and kept.status == "completed")
+
     return EventSourceResponse(
-        _events(backend.follow(run_id, after), ids=True),
+        _events(backend.follow(run_id, after), ids=True, keep=exportable_here),
         ping=15,
         headers={"Cache-Control": "no-store"},
     )
