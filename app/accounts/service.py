@@ -107,7 +107,7 @@ def create_user(session: Session, *, username: str, password: str, role: str = "
     session.commit()  # end the read: no snapshot held through the hash
     if taken:  # known before paying for a hash
         raise UsernameTaken(username)
-    password_hash = hash_password(password)  # before the write lock: hashing takes ~0.1 s
+    password_hash = hash_password(password)  # before the write lock: hashing is slow
     begin_write(session)
     user = User(username=username, username_key=username_key(username), password_hash=password_hash)
     user.role = role

@@ -26,8 +26,8 @@ MAX_LAYERS, MAX_UNITS = 3, 8
 #: Samples of the batch whose activations are sent (the gradients are over the whole batch).
 SHOWN_SAMPLES = 8
 #: Steps one state may reach, and epochs (the most /train trains): a batch is found by replaying
-#: every epoch's shuffle before it, so the epochs bound what one step costs (at most 1,000
-#: shuffles of at most 1,600 rows, ~30 ms; 5,000 took 150 ms).
+#: every epoch's shuffle before it, so the epochs bound what one step costs (measured in
+#: docs/benchmarks.md).
 MAX_STEPS, MAX_EPOCHS = 10_000, 1000
 
 
